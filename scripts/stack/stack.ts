@@ -1,0 +1,210 @@
+/**
+ * The local stack without Docker: Apache Kafka (KRaft) and Apicurio Registry as JVM processes
+ * built from Maven Central artifacts, on 127.0.0.1 only, state under `.stack/`.
+ *
+ *   up     start what is not running, wait until both answer, write .stack/env
+ *   down   stop exactly the processes `up` started (by pid, checked against a marker)
+ *   status say what runs
+ *
+ * Used by `npm run stack:up|down|status` and by the integration tests' global setup.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { type Component, type StackPorts, kafkaComponent, registryComponent } from './components.js';
+import { StackError, isOurs, portFree, startDaemon, stopPid, waitUntil } from './process.js';
+
+export { StackError };
+
+export interface StackInfo {
+  kafkaBrokers: string;
+  schemaRegistryUrl: string;
+  /** Names of the components this call started (empty when everything was already running). */
+  started: string[];
+}
+
+const READY_TIMEOUT_MS = 180_000;
+
+export function stackDir(): string {
+  return process.env.STACK_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.stack');
+}
+
+function ports(): StackPorts {
+  const port = (name: string, dflt: number) => {
+    const raw = process.env[name];
+    if (raw === undefined || raw === '') return dflt;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new StackError(`${name}: expected a TCP port 1-65535, got '${raw}'`);
+    return n;
+  };
+  return { kafka: port('STACK_KAFKA_PORT', 9092), controller: port('STACK_CONTROLLER_PORT', 9093), registry: port('STACK_REGISTRY_PORT', 8081) };
+}
+
+interface Ctx {
+  root: string;
+  marker: string;
+  components: Component[];
+  say: (line: string) => void;
+}
+
+function context(say: (line: string) => void): Ctx {
+  const root = stackDir();
+  const p = ports();
+  // A system property on every JVM we start: it names this checkout's stack, so `down` never
+  // signals a process that merely reused one of our pids.
+  const marker = `-Dkafka-onnx-scorer.stack=${root}`;
+  return { root, marker, components: [kafkaComponent(root, p), registryComponent(root, p)], say };
+}
+
+const pidFile = (ctx: Ctx, c: Component) => join(ctx.root, 'pids', `${c.name}.pid`);
+const logFile = (ctx: Ctx, c: Component) => join(ctx.root, 'logs', `${c.name}.log`);
+
+function runningPid(ctx: Ctx, c: Component): number | undefined {
+  const file = pidFile(ctx, c);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && isOurs(pid, ctx.marker) ? pid : undefined;
+}
+
+function checkJava(): void {
+  let out: string;
+  try {
+    out = execFileSync('java', ['-version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: string; code?: string };
+    if (e.code === 'ENOENT') throw new StackError('Java is not installed (no `java` on PATH). Install a JDK 17 or newer (e.g. `apt-get install openjdk-17-jdk-headless`), or use Docker: see README.');
+    out = e.stderr ?? '';
+  }
+  const major = /version "(\d+)/.exec(out)?.[1];
+  if (major !== undefined && Number(major) < 17) throw new StackError(`Java ${major} found; the stack needs Java 17 or newer.`);
+  try {
+    execFileSync('mvn', ['-v'], { stdio: 'ignore' });
+  } catch {
+    throw new StackError('Maven is not installed (no working `mvn` on PATH). Install it (e.g. `apt-get install maven`): the stack is downloaded from Maven Central with it.');
+  }
+}
+
+async function kafkaReady(brokers: string): Promise<boolean> {
+  const admin = new Kafka({ clientId: 'stack-probe', brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 }).admin();
+  try {
+    await admin.connect();
+    const { brokers: list } = await admin.describeCluster();
+    return list.length > 0;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+async function registryReady(url: string): Promise<boolean> {
+  const health = new URL('/health/ready', url);
+  const res = await fetch(health, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) return false;
+  // The readiness endpoint can answer before the ccompat API is routed; ask it too.
+  const subjects = await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(2000) });
+  return subjects.ok;
+}
+
+function tail(file: string, lines = 25): string {
+  if (!existsSync(file)) return '(no log)';
+  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+export async function stackUp(say: (line: string) => void = console.log): Promise<StackInfo> {
+  const ctx = context(say);
+  mkdirSync(join(ctx.root, 'logs'), { recursive: true });
+  mkdirSync(join(ctx.root, 'pids'), { recursive: true });
+  const [kafka, registry] = ctx.components as [Component, Component];
+  const started: string[] = [];
+  const toStart = ctx.components.filter((c) => runningPid(ctx, c) === undefined);
+
+  if (toStart.length > 0) {
+    checkJava();
+    for (const c of toStart) {
+      for (const port of c.ports) {
+        if (!(await portFree(port))) {
+          throw new StackError(
+            `port ${port} on 127.0.0.1 is already in use by a process this stack did not start (see \`ss -ltnp 'sport = :${port}'\`). ` +
+              `Stop it, or if it is a Kafka/registry you want to use, export KAFKA_BROKERS and SCHEMA_REGISTRY_URL instead of starting the stack.`,
+          );
+        }
+      }
+    }
+    for (const c of toStart) {
+      say(`stack: preparing ${c.name} (first run downloads from Maven Central; later runs use ~/.m2)`);
+      await c.prepare();
+    }
+    for (const c of toStart) {
+      writeFileSync(logFile(ctx, c), `\n==== ${new Date().toISOString()} stack:up ====\n`, { flag: 'a' });
+      const pid = startDaemon(c.args(ctx.marker), c.cwd, logFile(ctx, c));
+      writeFileSync(pidFile(ctx, c), `${pid}\n`);
+      started.push(c.name);
+      say(`stack: started ${c.name} (pid ${pid}), log ${logFile(ctx, c)}`);
+    }
+  } else {
+    say('stack: already running (nothing started); `npm run stack:down` stops it');
+  }
+
+  const probes: [Component, () => Promise<boolean>][] = [
+    [kafka, () => kafkaReady(kafka.url)],
+    [registry, () => registryReady(registry.url)],
+  ];
+  const results = await Promise.all(
+    probes.map(async ([c, probe]) => {
+      const pid = runningPid(ctx, c);
+      const outcome = await waitUntil(probe, () => pid !== undefined && isOurs(pid, ctx.marker), READY_TIMEOUT_MS);
+      return { c, outcome };
+    }),
+  );
+  const failed = results.filter((r) => r.outcome !== 'ready');
+  if (failed.length > 0) {
+    const why = failed.map(({ c, outcome }) => `${c.name} ${outcome === 'died' ? 'exited during start-up' : `did not answer within ${READY_TIMEOUT_MS / 1000}s`}; last lines of ${logFile(ctx, c)}:\n${tail(logFile(ctx, c))}`);
+    // Leave nothing half-started behind.
+    await stackDown(() => undefined);
+    throw new StackError(`stack failed to start:\n${why.join('\n\n')}`);
+  }
+
+  const info: StackInfo = { kafkaBrokers: kafka.url, schemaRegistryUrl: registry.url, started };
+  writeFileSync(join(ctx.root, 'env'), `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
+  say(`stack: ready\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${join(ctx.root, 'env')}: \`source .stack/env\`)`);
+  return info;
+}
+
+export async function stackDown(say: (line: string) => void = console.log): Promise<void> {
+  const ctx = context(say);
+  // Registry first: nothing depends on it, and the broker keeps serving until the end.
+  for (const c of [...ctx.components].reverse()) {
+    const file = pidFile(ctx, c);
+    if (!existsSync(file)) {
+      say(`stack: ${c.name} not running`);
+      continue;
+    }
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    const outcome = Number.isInteger(pid) ? await stopPid(pid, ctx.marker) : 'gone';
+    rmSync(file, { force: true });
+    say(outcome === 'gone' ? `stack: ${c.name} was not running (stale pid file removed)` : `stack: ${c.name} (pid ${pid}) ${outcome}`);
+  }
+  rmSync(join(ctx.root, 'env'), { force: true });
+}
+
+export function stackStatus(say: (line: string) => void = console.log): boolean {
+  const ctx = context(say);
+  let all = true;
+  for (const c of ctx.components) {
+    const pid = runningPid(ctx, c);
+    all &&= pid !== undefined;
+    say(`${c.name}: ${pid === undefined ? 'stopped' : `running (pid ${pid}) at ${c.url}`}`);
+  }
+  return all;
+}
+
+/** Stops one component (used by the registry-outage test) and starts it again with `stackUp`. */
+export async function stopComponent(name: 'kafka' | 'registry'): Promise<void> {
+  const ctx = context(() => undefined);
+  const c = ctx.components.find((x) => x.name === name);
+  if (c === undefined) throw new StackError(`unknown component ${name}`);
+  const pid = runningPid(ctx, c);
+  if (pid !== undefined) await stopPid(pid, ctx.marker);
+  rmSync(pidFile(ctx, c), { force: true });
+}

@@ -1,0 +1,73 @@
+/**
+ * Helpers for integration tests against the real broker: random names, topics that delete
+ * themselves when the test file ends, a waitFor poller, and a reader that collects a topic.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Admin, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import { afterAll, inject } from 'vitest';
+
+export function randomName(prefix: string): string {
+  return `${prefix}-${randomBytes(5).toString('hex')}`;
+}
+
+export function testKafka(clientId = randomName('test')): Kafka {
+  return new Kafka({ clientId, brokers: inject('kafkaBrokers').split(','), logLevel: logLevel.NOTHING });
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws with `what` after timeoutMs. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+let sharedAdmin: Admin | undefined;
+const created: string[] = [];
+
+/** Creates topics (explicitly: the broker does not auto-create) and deletes them after the file's tests. */
+export async function createTopics(topics: { topic: string; numPartitions?: number }[]): Promise<void> {
+  if (sharedAdmin === undefined) {
+    sharedAdmin = testKafka().admin();
+    await sharedAdmin.connect();
+    afterAll(async () => {
+      if (created.length > 0) await sharedAdmin?.deleteTopics({ topics: created.splice(0) }).catch(() => undefined);
+      await sharedAdmin?.disconnect();
+      sharedAdmin = undefined;
+    });
+  }
+  await sharedAdmin.createTopics({ waitForLeaders: true, topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1, replicationFactor: 1 })) });
+  created.push(...topics.map((t) => t.topic));
+}
+
+export type ReadMessage = KafkaMessage & {
+  topic: string;
+  partition: number;
+};
+
+/**
+ * Reads a topic from the beginning with a fresh group until `count` messages arrived, then
+ * returns them (ordered per partition). `readUncommitted` shows aborted transactional records too.
+ */
+export async function readTopic(topic: string, count: number, { readUncommitted = false, timeoutMs = 60_000 } = {}): Promise<ReadMessage[]> {
+  const consumer = testKafka().consumer({ groupId: randomName('reader'), readUncommitted, maxWaitTimeInMs: 200 });
+  const got: ReadMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ topic: t, partition, message }) => void got.push({ ...message, topic: t, partition }) });
+    await waitFor(`${count} messages on ${topic} (have ${got.length})`, () => got.length >= count, timeoutMs);
+    return got;
+  } finally {
+    await consumer.disconnect();
+  }
+}
