@@ -71,3 +71,64 @@ export async function readTopic(topic: string, count: number, { readUncommitted 
     await consumer.disconnect();
   }
 }
+
+const END_MARKER = '__end_of_test_stream__';
+
+/**
+ * Reads every record of a topic that is visible to a read_committed reader. Call it once no
+ * writer is active: it appends a plain (non-transactional) marker to every partition and reads
+ * until each marker arrived, so nothing written before can still be on its way — no sleeping.
+ */
+export async function drainTopic(topic: string, timeoutMs = 120_000): Promise<ReadMessage[]> {
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const partitions = (await admin.fetchTopicOffsets(topic)).map((p) => p.partition);
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, messages: partitions.map((partition) => ({ partition, key: END_MARKER, value: END_MARKER })) });
+  await producer.disconnect();
+
+  const consumer = kafka.consumer({ groupId: randomName('drain'), maxWaitTimeInMs: 200 });
+  const got: ReadMessage[] = [];
+  const ended = new Set<number>();
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        if (message.key?.toString() === END_MARKER) ended.add(partition);
+        else got.push({ ...message, topic, partition });
+      },
+    });
+    await waitFor(`end markers on all ${partitions.length} partitions of ${topic}`, () => ended.size === partitions.length, timeoutMs);
+    return got;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/** Resolves when the group has committed the end offset of every partition of the topic (all input processed). */
+export async function waitForCommittedToEnd(groupId: string, topic: string, timeoutMs = 120_000): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await waitFor(
+      `group ${groupId} to commit to the end of ${topic}`,
+      async () => {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        return ends.every((e) => {
+          const c = committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? '-1';
+          // An idle partition never written to has end 0 and no commit.
+          return e.high === '0' || c === e.high;
+        });
+      },
+      timeoutMs,
+      250,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}

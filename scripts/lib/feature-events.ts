@@ -1,0 +1,252 @@
+/**
+ * Reference feature events and every kind of bad record the scorer must survive, as Kafka
+ * messages in Confluent wire format. Used by the load generator (`npm run produce`), the demo,
+ * the benchmark and the integration tests, so they all speak about the same records.
+ *
+ * Writer schemas are registered under their own subjects (`<topic>-value` for the reference
+ * schema, `<topic>-<variant>-value` for evolved and poison ones): schema ids are global, and a
+ * registry that enforces compatibility per subject (Confluent's default BACKWARD) would refuse an
+ * incompatible schema under the topic's own subject.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export const POISON_KINDS = [
+  'bad-magic',
+  'empty-value',
+  'truncated',
+  'unknown-schema-id',
+  'garbage-body',
+  'incompatible-schema',
+  'wrong-type',
+  'missing-feature',
+  'null-feature',
+  'nan-feature',
+  'inf-feature',
+] as const;
+export type PoisonKind = (typeof POISON_KINDS)[number];
+
+/** The dead-letter code each kind must get (src/errors.ts). */
+export const EXPECTED_CODE: Record<PoisonKind, string> = {
+  'bad-magic': 'BAD_MAGIC_BYTE',
+  'empty-value': 'BAD_MAGIC_BYTE',
+  truncated: 'MALFORMED_PAYLOAD',
+  'unknown-schema-id': 'UNKNOWN_SCHEMA_ID',
+  'garbage-body': 'MALFORMED_PAYLOAD',
+  'incompatible-schema': 'INCOMPATIBLE_SCHEMA',
+  'wrong-type': 'INCOMPATIBLE_SCHEMA',
+  'missing-feature': 'INVALID_FEATURE',
+  'null-feature': 'INVALID_FEATURE',
+  'nan-feature': 'INVALID_FEATURE',
+  'inf-feature': 'INVALID_FEATURE',
+};
+
+export type ModelKind = 'churn' | 'mlp';
+export const MODEL_PATHS: Record<ModelKind, string> = { churn: resolve(ROOT, 'models/churn.onnx'), mlp: resolve(ROOT, 'models/mlp.onnx') };
+const SCHEMA_FILES: Record<ModelKind, string> = { churn: 'schemas/feature-event.avsc', mlp: 'schemas/wide-feature-event.avsc' };
+
+interface FieldDef {
+  name: string;
+  type: unknown;
+  default?: unknown;
+  doc?: string;
+}
+interface RecordSchema {
+  type: 'record';
+  name: string;
+  namespace?: string;
+  fields: FieldDef[];
+}
+
+export interface OutMessage {
+  key: string;
+  value: Buffer;
+}
+
+/** Deterministic PRNG (mulberry32) so runs and tests are repeatable from a seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function churnFeatures(r: () => number): Record<string, number | boolean | null> {
+  const tenure = Math.floor(r() * 73);
+  const contract = [1, 12, 24][Math.floor(r() * 3)] as number;
+  const monthly = Math.round((20 + r() * 100) * 100) / 100;
+  return {
+    tenure_months: tenure,
+    monthly_charges: monthly,
+    total_charges: Math.round(monthly * Math.max(tenure, 1) * 100) / 100,
+    contract_months: contract,
+    num_products: 1 + Math.floor(r() * 5),
+    has_autopay: r() < 0.55,
+    support_tickets_90d: Math.floor(r() * r() * 8),
+    late_payments_12m: Math.floor(r() * r() * 6),
+    sessions_30d: Math.floor(r() * 60),
+    avg_session_minutes: Math.round(r() * 45 * 10) / 10,
+    days_since_last_login: Math.floor(r() * r() * 90),
+    data_usage_gb: Math.round(r() * 80 * 10) / 10,
+    discount_pct: Math.round(r() * 30),
+    nps_score: Math.floor(r() * 11),
+  };
+}
+
+/** Builds events for one model's reader schema, registers writer schemas, and encodes records. */
+export class EventFactory {
+  readonly model: ModelKind;
+  readonly schema: RecordSchema;
+  readonly #type: avro.Type;
+  readonly #featureFields: FieldDef[];
+  readonly #ids = new Map<string, { id: number; type: avro.Type }>();
+  readonly #random: () => number;
+  readonly #runId = randomUUID().slice(0, 8);
+
+  private constructor(model: ModelKind, seed: number) {
+    this.model = model;
+    this.schema = JSON.parse(readFileSync(resolve(ROOT, SCHEMA_FILES[model]), 'utf8')) as RecordSchema;
+    this.#type = avro.Type.forSchema(this.schema as avro.Schema);
+    const features = this.schema.fields.find((f) => f.name === 'features');
+    this.#featureFields = (features?.type as RecordSchema).fields;
+    this.#random = rng(seed);
+  }
+
+  /** Registers the reference schema under `<topic>-value` (and, with poison, the variant schemas). */
+  static async create(registry: SchemaRegistry, topic: string, { model = 'churn' as ModelKind, seed = 1, variants = true } = {}): Promise<EventFactory> {
+    const f = new EventFactory(model, seed);
+    await f.#register(registry, 'reference', `${topic}-value`, f.schema);
+    if (variants && model === 'churn') {
+      for (const [name, schema] of Object.entries(f.#variantSchemas())) await f.#register(registry, name, `${topic}-${name}-value`, schema);
+    }
+    return f;
+  }
+
+  async #register(registry: SchemaRegistry, name: string, subject: string, schema: RecordSchema): Promise<void> {
+    const { id } = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject });
+    this.#ids.set(name, { id, type: avro.Type.forSchema(schema as avro.Schema) });
+  }
+
+  /** Writer schemas that differ from the reader's, each testing one resolution rule. */
+  #variantSchemas(): Record<string, RecordSchema> {
+    const withFeatures = (map: (fields: FieldDef[]) => FieldDef[], extra: FieldDef[] = []): RecordSchema => ({
+      ...this.schema,
+      fields: [
+        // Same record names as the reader's: Avro resolves named types by name.
+        ...this.schema.fields.map((f) => (f.name === 'features' ? { ...f, type: { ...(f.type as RecordSchema), fields: map(this.#featureFields) } } : f)),
+        ...extra,
+      ],
+    });
+    const retype = (fields: FieldDef[], name: string, type: unknown) => fields.map((f) => (f.name === name ? { name, type } : f));
+    return {
+      // Compatible evolution: a new field, a field dropped that the reader defaults, int/long/float widened to double.
+      evolved: withFeatures(
+        (fields) => retype(retype(fields.filter((f) => f.name !== 'discount_pct'), 'total_charges', 'long'), 'data_usage_gb', 'float').concat([{ name: 'loyalty_tier', type: 'string', default: 'none' }]),
+        [{ name: 'channel', type: 'string', default: 'web' }],
+      ),
+      // The reader needs tenure_months and has no default for it.
+      incompatible: withFeatures((fields) => fields.filter((f) => f.name !== 'tenure_months')),
+      // sessions_30d as a string cannot be read as an int.
+      wrongtype: withFeatures((fields) => retype(fields, 'sessions_30d', 'string')),
+      // nps_score absent: resolves to the reader's default null, which the model cannot use.
+      missing: withFeatures((fields) => fields.filter((f) => f.name !== 'nps_score')),
+    };
+  }
+
+  #id(name: string): { id: number; type: avro.Type } {
+    const entry = this.#ids.get(name);
+    if (entry === undefined) throw new Error(`schema variant ${name} not registered (EventFactory.create with variants)`);
+    return entry;
+  }
+
+  /** A valid reference event. */
+  event(i: number, eventTime = Date.now()): Record<string, unknown> {
+    const r = this.#random;
+    const features =
+      this.model === 'churn' ? churnFeatures(r) : Object.fromEntries(this.#featureFields.map((f) => [f.name, Math.round((r() * 4 - 2) * 1000) / 1000]));
+    return { event_id: randomUUID(), event_time: eventTime, entity_id: `entity-${this.#runId}-${i}`, features };
+  }
+
+  encode(variant: string, value: Record<string, unknown>): Buffer {
+    const { id, type } = this.#id(variant);
+    const header = Buffer.alloc(5);
+    header.writeInt32BE(id, 1);
+    return Buffer.concat([header, type.toBuffer(value)]);
+  }
+
+  /** The reference schema id (registered under `<topic>-value`). */
+  get schemaId(): number {
+    return this.#id('reference').id;
+  }
+
+  good(i: number, eventTime?: number): OutMessage {
+    const e = this.event(i, eventTime);
+    return { key: e.entity_id as string, value: this.encode('reference', e) };
+  }
+
+  /** A compatible, evolved writer's record: must be scored. */
+  evolved(i: number, eventTime?: number): OutMessage {
+    const e = this.event(i, eventTime);
+    const f = { ...(e.features as Record<string, unknown>) };
+    delete f.discount_pct;
+    f.total_charges = Math.round(f.total_charges as number);
+    f.loyalty_tier = 'gold';
+    return { key: e.entity_id as string, value: this.encode('evolved', { ...e, features: f, channel: 'app' }) };
+  }
+
+  poison(kind: PoisonKind, i: number): OutMessage {
+    const e = this.event(i);
+    const key = e.entity_id as string;
+    const features = e.features as Record<string, unknown>;
+    const good = this.encode('reference', e);
+    switch (kind) {
+      case 'bad-magic':
+        return { key, value: Buffer.concat([Buffer.from([1]), good.subarray(1)]) };
+      case 'empty-value':
+        return { key, value: Buffer.alloc(0) };
+      case 'truncated':
+        return { key, value: good.subarray(0, good.length - 7) };
+      case 'unknown-schema-id': {
+        const value = Buffer.from(good);
+        value.writeInt32BE(0x7ffffff0, 1);
+        return { key, value };
+      }
+      case 'garbage-body':
+        return { key, value: Buffer.concat([good.subarray(0, 5), Buffer.from([0x85, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x13])]) };
+      case 'incompatible-schema': {
+        const f = { ...features };
+        delete f.tenure_months;
+        return { key, value: this.encode('incompatible', { ...e, features: f }) };
+      }
+      case 'wrong-type':
+        return { key, value: this.encode('wrongtype', { ...e, features: { ...features, sessions_30d: String(features.sessions_30d) } }) };
+      case 'missing-feature': {
+        const f = { ...features };
+        delete f.nps_score;
+        return { key, value: this.encode('missing', { ...e, features: f }) };
+      }
+      case 'null-feature':
+        return { key, value: this.encode('reference', { ...e, features: { ...features, avg_session_minutes: null } }) };
+      case 'nan-feature':
+        return { key, value: this.encode('reference', { ...e, features: { ...features, monthly_charges: Number.NaN } }) };
+      case 'inf-feature':
+        return { key, value: this.encode('reference', { ...e, features: { ...features, data_usage_gb: Number.POSITIVE_INFINITY } }) };
+    }
+  }
+
+  /** The feature row the model sees for a reference-schema value (tests compare against onnxruntime directly). */
+  featureRow(value: Buffer, order: readonly string[]): number[] {
+    const decoded = this.#type.fromBuffer(value.subarray(5)) as { features: Record<string, number | boolean> };
+    return order.map((name) => Number(decoded.features[name]));
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Load generator: writes reference feature events (unique keys) to the input topic, optionally
+ * mixed with a share of bad records of every kind the scorer must survive.
+ *
+ *   npm run produce -- --count 100000 --rate 20000 --poison 0.01 [--model churn|mlp] [--topic features]
+ *
+ * Brokers and registry come from KAFKA_BROKERS / SCHEMA_REGISTRY_URL, else from .stack/env.
+ * --rate 0 means as fast as possible. Creates the topic (TOPIC_PARTITIONS, default 6) if missing.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
+import { EventFactory, type ModelKind, POISON_KINDS, type OutMessage } from './lib/feature-events.js';
+import { stackEnv } from './lib/stack-env.js';
+
+export interface ProduceOptions {
+  brokers: string;
+  registryUrl: string;
+  topic: string;
+  count: number;
+  /** events per second; 0 = unthrottled */
+  rate: number;
+  /** share of bad records, 0..1 */
+  poison: number;
+  model: ModelKind;
+  partitions: number;
+  seed?: number;
+  onProgress?: (sent: number) => void;
+}
+
+export interface ProduceSummary {
+  sent: number;
+  poison: number;
+  poisonByKind: Record<string, number>;
+  seconds: number;
+}
+
+export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> {
+  const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-loadgen', brokers: o.brokers.split(','), logLevel: logLevel.WARN });
+  const admin = kafka.admin();
+  await admin.connect();
+  if (!(await admin.listTopics()).includes(o.topic)) {
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: o.topic, numPartitions: o.partitions, replicationFactor: 1 }] });
+  }
+  await admin.disconnect();
+  const registry = new SchemaRegistry({ host: o.registryUrl });
+  const factory = await EventFactory.create(registry, o.topic, { model: o.model, seed: o.seed ?? Date.now() % 100000, variants: o.poison > 0 });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const started = Date.now();
+  const summary: ProduceSummary = { sent: 0, poison: 0, poisonByKind: {}, seconds: 0 };
+  const batchSize = o.rate > 0 ? Math.max(1, Math.min(1000, Math.round(o.rate / 20))) : 1000;
+  // Every 1/poison-th record is bad, cycling through the kinds, so each kind appears.
+  const poisonEvery = o.poison > 0 ? Math.max(1, Math.round(1 / o.poison)) : 0;
+  try {
+    while (summary.sent < o.count) {
+      const messages: OutMessage[] = [];
+      const n = Math.min(batchSize, o.count - summary.sent);
+      for (let j = 0; j < n; j++) {
+        const i = summary.sent + j;
+        if (poisonEvery > 0 && i % poisonEvery === poisonEvery - 1) {
+          const kind = POISON_KINDS[summary.poison % POISON_KINDS.length] as (typeof POISON_KINDS)[number];
+          summary.poison += 1;
+          summary.poisonByKind[kind] = (summary.poisonByKind[kind] ?? 0) + 1;
+          messages.push(factory.poison(kind, i));
+        } else {
+          messages.push(factory.good(i));
+        }
+      }
+      await producer.send({ topic: o.topic, messages, compression: CompressionTypes.None });
+      summary.sent += n;
+      o.onProgress?.(summary.sent);
+      if (o.rate > 0) {
+        const due = started + (summary.sent / o.rate) * 1000;
+        const wait = due - Date.now();
+        if (wait > 0) await sleep(wait);
+      }
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  summary.seconds = (Date.now() - started) / 1000;
+  return summary;
+}
+
+async function cli(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      count: { type: 'string', default: '10000' },
+      rate: { type: 'string', default: '0' },
+      poison: { type: 'string', default: '0' },
+      model: { type: 'string', default: 'churn' },
+      topic: { type: 'string' },
+      partitions: { type: 'string', default: process.env.TOPIC_PARTITIONS ?? '6' },
+    },
+  });
+  const num = (name: string, raw: string | undefined, min: number, max: number) => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      console.error(`produce: --${name}: expected a number from ${min} to ${max}, got '${raw}'`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const model = values.model === 'mlp' ? 'mlp' : values.model === 'churn' ? 'churn' : undefined;
+  if (model === undefined) {
+    console.error(`produce: --model: expected churn or mlp, got '${values.model}'`);
+    process.exit(2);
+  }
+  const env = stackEnv();
+  const topic = values.topic ?? process.env.INPUT_TOPIC ?? (model === 'mlp' ? 'wide-features' : 'features');
+  const count = num('count', values.count, 1, 1e9);
+  const summary = await produceEvents({
+    brokers: env.KAFKA_BROKERS,
+    registryUrl: env.SCHEMA_REGISTRY_URL,
+    topic,
+    count,
+    rate: num('rate', values.rate, 0, 1e7),
+    poison: num('poison', values.poison, 0, 1),
+    model,
+    partitions: num('partitions', values.partitions, 1, 10000),
+    onProgress: (sent) => {
+      if (sent % 10000 < 1000 || sent === count) process.stdout.write(`\rproduced ${sent}/${count}`);
+    },
+  });
+  process.stdout.write('\n');
+  console.log(JSON.stringify({ topic, ...summary, eventsPerSecond: Math.round(summary.sent / summary.seconds) }));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await cli();

@@ -1,0 +1,387 @@
+/**
+ * Configuration: environment variables, optionally layered over a JSON file named by CONFIG_FILE
+ * (the environment wins), typed once and validated at boot. One table row per variable (parser,
+ * default, range), then the rules that span variables. Every problem is collected and reported in
+ * one CONFIG_INVALID error, so a broken deployment is fixed in one round trip, not one crash loop
+ * per variable. Secrets never reach a message: values are echoed, secrets are not.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { ScorerError } from './errors.js';
+
+/** Defaults. ms = milliseconds, bytes, rows = model input rows (one per event). */
+export const DEFAULTS = {
+  KAFKA_CLIENT_ID: 'kafka-onnx-scorer',
+  GROUP_ID: 'kafka-onnx-scorer',
+  TRANSACTIONAL_ID_PREFIX: 'kafka-onnx-scorer',
+  KAFKA_SESSION_TIMEOUT_MS: 30_000, // ms
+  KAFKA_HEARTBEAT_INTERVAL_MS: 3_000, // ms, must stay < session timeout / 3
+  KAFKA_TRANSACTION_TIMEOUT_MS: 60_000, // ms, broker caps it at transaction.max.timeout.ms (15 min)
+  PARTITIONS_CONSUMED_CONCURRENTLY: 8, // partitions processed in parallel per fetch
+  FETCH_MAX_BYTES_PER_PARTITION: 1_048_576, // bytes (1 MiB)
+  FETCH_MAX_BYTES: 10_485_760, // bytes (10 MiB) per fetch response
+  FETCH_MIN_BYTES: 1, // bytes the broker waits for before answering
+  FETCH_MAX_WAIT_MS: 100, // ms the broker waits for FETCH_MIN_BYTES
+  TOPIC_PARTITIONS: 6, // partitions, only when creating a missing topic
+  TOPIC_REPLICATION_FACTOR: 1, // replicas, only when creating a missing topic
+  BATCH_MAX_SIZE: 512, // rows per inference batch
+  BATCH_MAX_DELAY_MS: 10, // ms from a batch's first row to its dispatch
+  BATCH_IDLE_DISPATCH: true, // dispatch at once when an inference slot is free
+  INFER_MODE: 'worker', // 'worker' (worker threads) | 'main' (the event-loop thread)
+  INFER_WORKERS: 1, // worker threads, each with its own session
+  INFER_INTRA_OP_THREADS: 1, // onnxruntime threads per session
+  INFER_GRAPH_OPTIMIZATION: 'all',
+  INFER_SPINNING: false, // spinning threads burn a core each even when idle
+  MAX_IN_FLIGHT_ROWS: 50_000, // rows fetched but not committed before partitions pause
+  RESUME_IN_FLIGHT_ROWS: 25_000, // rows below which paused partitions resume
+  CIRCUIT_FAILURE_THRESHOLD: 5, // consecutive failed batches before the circuit opens
+  CIRCUIT_COOLDOWN_MS: 30_000, // ms the circuit stays open before a trial batch
+  SHUTDOWN_TIMEOUT_MS: 25_000, // ms; below Kubernetes' default 30 s grace period
+  HTTP_PORT: 8080, // 0 = pick a free port
+  HTTP_HOST: '0.0.0.0',
+  LOG_LEVEL: 'info',
+  LAG_POLL_INTERVAL_MS: 5_000, // ms between consumer-lag polls of the broker
+  KAFKA_SSL: false, // implied true when any KAFKA_SSL_*_FILE is set
+  KAFKA_SSL_REJECT_UNAUTHORIZED: true,
+} as const;
+
+export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** A PEM file, read at boot so a missing or unreadable file fails now, not at first connect. */
+export interface PemFile { path: string; pem: string }
+
+export interface Config {
+  kafka: {
+    brokers: string[];
+    clientId: string;
+    groupId: string;
+    transactionalIdPrefix: string;
+    sessionTimeoutMs: number;
+    heartbeatIntervalMs: number;
+    transactionTimeoutMs: number;
+    partitionsConsumedConcurrently: number;
+    fetch: { maxBytesPerPartition: number; maxBytes: number; minBytes: number; maxWaitTimeMs: number };
+    ssl: { enabled: boolean; rejectUnauthorized: boolean; ca?: PemFile; cert?: PemFile; key?: PemFile };
+    sasl?: { mechanism: SaslMechanism; username: string; password: string };
+  };
+  topics: { input: string; output: string; dlq: string; partitions: number; replicationFactor: number };
+  registry: { url: string; auth?: { username: string; password: string }; ca?: PemFile };
+  model: { path: string };
+  batch: { maxSize: number; maxDelayMs: number; idleDispatch: boolean };
+  infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean };
+  backpressure: { maxInFlightRows: number; resumeInFlightRows: number };
+  circuit: { failureThreshold: number; cooldownMs: number };
+  http: { port: number; host: string };
+  logLevel: LogLevel;
+  lagPollIntervalMs: number;
+  shutdownTimeoutMs: number;
+}
+
+/** File access, injectable for tests. */
+export interface LoadConfigOptions {
+  readFile?: (path: string) => string;
+  isFile?: (path: string) => boolean;
+}
+type Io = Required<LoadConfigOptions>;
+
+interface Parser<T> {
+  /** The text after "expected" in a message. */
+  expected: string;
+  /** The value, or undefined when the text is invalid. */
+  parse(raw: string, io: Io): T | undefined;
+}
+interface Entry<T, K extends 'required' | 'default' | 'optional'> extends Parser<T> {
+  kind: K;
+  fallback?: T;
+  /** Never echoed in a message. */
+  secret?: boolean;
+}
+
+const text: Parser<string> = { expected: 'a non-empty string', parse: (raw) => (raw.length > 0 ? raw : undefined) };
+const int = (min: number, max: number): Parser<number> => ({
+  expected: `an integer from ${min} to ${max}`,
+  parse: (raw) => {
+    const n = /^[+-]?\d+$/.test(raw) ? Number(raw) : NaN;
+    return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
+  },
+});
+const BOOLS: Record<string, boolean> = { true: true, 1: true, yes: true, false: false, 0: false, no: false };
+const bool: Parser<boolean> = { expected: 'a boolean (true/false/1/0/yes/no)', parse: (raw) => BOOLS[raw.toLowerCase()] };
+const oneOf = <T extends string>(values: readonly T[]): Parser<T> => ({
+  expected: `one of ${values.join('|')}`,
+  parse: (raw) => values.find((v) => v === raw.toLowerCase()),
+});
+// Kafka's own rule (kafka.common.internals.Topic): legal characters, at most 249, not '.' or '..'.
+const topic: Parser<string> = {
+  expected: 'a Kafka topic name ([a-zA-Z0-9._-]{1,249})',
+  parse: (raw) => (/^[a-zA-Z0-9._-]{1,249}$/.test(raw) && raw !== '.' && raw !== '..' ? raw : undefined),
+};
+const brokers: Parser<string[]> = {
+  expected: 'a comma-separated list of host:port (port 1-65535)',
+  parse: (raw) => {
+    const list = raw.split(',').map((s) => s.trim());
+    const ok = list.every((b) => {
+      const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(b);
+      return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+    });
+    return ok ? list : undefined;
+  },
+};
+const httpUrl: Parser<string> = {
+  expected: 'an http or https URL',
+  parse: (raw) => {
+    try {
+      const { protocol } = new URL(raw);
+      return protocol === 'http:' || protocol === 'https:' ? raw : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
+const onnxFile: Parser<string> = {
+  expected: 'an existing .onnx file',
+  parse: (raw, io) => (raw.toLowerCase().endsWith('.onnx') && io.isFile(raw) ? raw : undefined),
+};
+const pemFile: Parser<PemFile> = {
+  expected: 'an existing readable file',
+  parse: (raw, io) => {
+    try {
+      return io.isFile(raw) ? { path: raw, pem: io.readFile(raw) } : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+const required = <T>(p: Parser<T>): Entry<T, 'required'> => ({ ...p, kind: 'required' });
+const dflt = <T>(p: Parser<T>, fallback: T): Entry<T, 'default'> => ({ ...p, kind: 'default', fallback });
+const optional = <T>(p: Parser<T>, secret = false): Entry<T, 'optional'> => ({ ...p, kind: 'optional', secret });
+const D = DEFAULTS;
+const MAX_INT32 = 2_147_483_647;
+
+/** One row per variable. Ranges keep values inside what Kafka, kafkajs and onnxruntime accept. */
+const SCHEMA = {
+  KAFKA_BROKERS: required(brokers),
+  KAFKA_CLIENT_ID: dflt(text, D.KAFKA_CLIENT_ID),
+  GROUP_ID: dflt(text, D.GROUP_ID),
+  TRANSACTIONAL_ID_PREFIX: dflt(text, D.TRANSACTIONAL_ID_PREFIX),
+  // 6 s..5 min: the broker's default group.min/max.session.timeout.ms.
+  KAFKA_SESSION_TIMEOUT_MS: dflt(int(6_000, 300_000), D.KAFKA_SESSION_TIMEOUT_MS),
+  KAFKA_HEARTBEAT_INTERVAL_MS: dflt(int(100, 100_000), D.KAFKA_HEARTBEAT_INTERVAL_MS),
+  KAFKA_TRANSACTION_TIMEOUT_MS: dflt(int(1_000, 900_000), D.KAFKA_TRANSACTION_TIMEOUT_MS),
+  PARTITIONS_CONSUMED_CONCURRENTLY: dflt(int(1, 256), D.PARTITIONS_CONSUMED_CONCURRENTLY),
+  FETCH_MAX_BYTES_PER_PARTITION: dflt(int(1, MAX_INT32), D.FETCH_MAX_BYTES_PER_PARTITION),
+  FETCH_MAX_BYTES: dflt(int(1, MAX_INT32), D.FETCH_MAX_BYTES),
+  FETCH_MIN_BYTES: dflt(int(0, MAX_INT32), D.FETCH_MIN_BYTES),
+  FETCH_MAX_WAIT_MS: dflt(int(0, 30_000), D.FETCH_MAX_WAIT_MS),
+  INPUT_TOPIC: required(topic),
+  OUTPUT_TOPIC: required(topic),
+  DLQ_TOPIC: required(topic),
+  TOPIC_PARTITIONS: dflt(int(1, 10_000), D.TOPIC_PARTITIONS),
+  TOPIC_REPLICATION_FACTOR: dflt(int(1, 32_767), D.TOPIC_REPLICATION_FACTOR),
+  SCHEMA_REGISTRY_URL: required(httpUrl),
+  MODEL_PATH: required(onnxFile),
+  BATCH_MAX_SIZE: dflt(int(1, 65_536), D.BATCH_MAX_SIZE),
+  BATCH_MAX_DELAY_MS: dflt(int(0, 60_000), D.BATCH_MAX_DELAY_MS),
+  BATCH_IDLE_DISPATCH: dflt(bool, D.BATCH_IDLE_DISPATCH),
+  INFER_MODE: dflt(oneOf(['worker', 'main'] as const), D.INFER_MODE),
+  INFER_WORKERS: dflt(int(1, 16), D.INFER_WORKERS),
+  INFER_INTRA_OP_THREADS: dflt(int(1, 64), D.INFER_INTRA_OP_THREADS),
+  INFER_GRAPH_OPTIMIZATION: dflt(oneOf(['disabled', 'basic', 'extended', 'all'] as const), D.INFER_GRAPH_OPTIMIZATION),
+  INFER_SPINNING: dflt(bool, D.INFER_SPINNING),
+  MAX_IN_FLIGHT_ROWS: dflt(int(1, 10_000_000), D.MAX_IN_FLIGHT_ROWS),
+  RESUME_IN_FLIGHT_ROWS: dflt(int(0, 10_000_000), D.RESUME_IN_FLIGHT_ROWS),
+  CIRCUIT_FAILURE_THRESHOLD: dflt(int(1, 1_000), D.CIRCUIT_FAILURE_THRESHOLD),
+  CIRCUIT_COOLDOWN_MS: dflt(int(0, 3_600_000), D.CIRCUIT_COOLDOWN_MS),
+  SHUTDOWN_TIMEOUT_MS: dflt(int(1_000, 3_600_000), D.SHUTDOWN_TIMEOUT_MS),
+  HTTP_PORT: dflt(int(0, 65_535), D.HTTP_PORT),
+  HTTP_HOST: dflt(text, D.HTTP_HOST),
+  LOG_LEVEL: dflt(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), D.LOG_LEVEL),
+  LAG_POLL_INTERVAL_MS: dflt(int(100, 3_600_000), D.LAG_POLL_INTERVAL_MS),
+  // No table default: "unset" must stay distinguishable from "false" for the implied-SSL rule.
+  KAFKA_SSL: optional(bool),
+  KAFKA_SSL_CA_FILE: optional(pemFile),
+  KAFKA_SSL_CERT_FILE: optional(pemFile),
+  KAFKA_SSL_KEY_FILE: optional(pemFile),
+  KAFKA_SSL_REJECT_UNAUTHORIZED: dflt(bool, D.KAFKA_SSL_REJECT_UNAUTHORIZED),
+  KAFKA_SASL_MECHANISM: optional(oneOf(['plain', 'scram-sha-256', 'scram-sha-512'] as const)),
+  KAFKA_SASL_USERNAME: optional(text),
+  KAFKA_SASL_PASSWORD: optional(text, true),
+  SCHEMA_REGISTRY_USERNAME: optional(text),
+  SCHEMA_REGISTRY_PASSWORD: optional(text, true),
+  SCHEMA_REGISTRY_CA_FILE: optional(pemFile),
+};
+type Key = keyof typeof SCHEMA;
+type ValueOf<E> = E extends Entry<infer T, infer K> ? (K extends 'optional' ? T | undefined : T) : never;
+type Values = { [K in Key]: ValueOf<(typeof SCHEMA)[K]> };
+
+/** Every variable the scorer reads, CONFIG_FILE included. */
+export const CONFIG_KEYS: readonly string[] = Object.freeze([...Object.keys(SCHEMA), 'CONFIG_FILE']);
+
+const REDACTED = '[redacted]';
+// Credentials inside a URL (https://user:pass@host) are masked wherever a value is echoed.
+const maskUrl = (s: string): string => s.replace(/\/\/[^/@\s]*@/g, `//${REDACTED}@`);
+const quote = (s: string): string => `'${maskUrl(s.length > 200 ? `${s.slice(0, 200)}...` : s)}'`;
+const isKey = (k: string): k is Key => Object.hasOwn(SCHEMA, k);
+
+/** The CONFIG_FILE layer as raw strings, or problems. Never echoes file contents (secrets live there). */
+function readConfigFile(path: string, io: Io, problems: string[]): Partial<Record<Key, string>> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(io.readFile(path));
+  } catch (err) {
+    // JSON.parse messages quote the input: report only that it failed.
+    const why = err instanceof SyntaxError ? 'invalid JSON' : `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    problems.push(`CONFIG_FILE: expected a readable JSON object file, got ${quote(path)}: ${why}`);
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push(`CONFIG_FILE: expected a JSON object, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
+    return {};
+  }
+  const out: Partial<Record<Key, string>> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (!isKey(k)) problems.push(`CONFIG_FILE: expected only known keys, got ${quote(k)}`);
+    else if (typeof v === 'string') out[k] = v;
+    else if (typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) out[k] = String(v);
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v.join(',');
+    else problems.push(`CONFIG_FILE: ${k}: expected a string, number or boolean, got ${v === null ? 'null' : typeof v}`);
+  }
+  return out;
+}
+
+type Rule = (v: Partial<Values>, raw: Partial<Record<Key, string>>) => string[];
+const set = (raw: Partial<Record<Key, string>>, ...keys: Key[]): boolean => keys.some((k) => raw[k] !== undefined);
+// For a cross-field message: the text given, or the default when it was not given.
+const got = (raw: Partial<Record<Key, string>>, k: Key, v: unknown): string => (raw[k] === undefined ? `${String(v)} (the default)` : quote(raw[k]));
+const SSL_FILES: Key[] = ['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'];
+
+const RULES: Rule[] = [
+  (v) => {
+    const pairs = [['INPUT_TOPIC', 'OUTPUT_TOPIC'], ['INPUT_TOPIC', 'DLQ_TOPIC'], ['OUTPUT_TOPIC', 'DLQ_TOPIC']] as const;
+    return pairs.filter(([a, b]) => v[a] !== undefined && v[a] === v[b]).map(([a, b]) => `${b}: expected a topic other than ${a}'s, got ${quote(v[b] ?? '')}`);
+  },
+  // kafkajs and the broker both assume about three heartbeats fit in one session timeout.
+  ({ KAFKA_HEARTBEAT_INTERVAL_MS: hb, KAFKA_SESSION_TIMEOUT_MS: st }, raw) =>
+    hb !== undefined && st !== undefined && hb * 3 >= st ? [`KAFKA_HEARTBEAT_INTERVAL_MS: expected less than a third of KAFKA_SESSION_TIMEOUT_MS (${st}), got ${got(raw, 'KAFKA_HEARTBEAT_INTERVAL_MS', hb)}`] : [],
+  // Resuming at or above the pause threshold would pause and resume on every fetch.
+  ({ RESUME_IN_FLIGHT_ROWS: resume, MAX_IN_FLIGHT_ROWS: max }, raw) =>
+    resume !== undefined && max !== undefined && resume >= max ? [`RESUME_IN_FLIGHT_ROWS: expected less than MAX_IN_FLIGHT_ROWS (${max}), got ${got(raw, 'RESUME_IN_FLIGHT_ROWS', resume)}`] : [],
+  (_, raw) => {
+    if (set(raw, 'KAFKA_SSL_CERT_FILE') === set(raw, 'KAFKA_SSL_KEY_FILE')) return [];
+    const [missing, other] = set(raw, 'KAFKA_SSL_CERT_FILE') ? ['KAFKA_SSL_KEY_FILE', 'KAFKA_SSL_CERT_FILE'] : ['KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'];
+    return [`${missing}: expected a file when ${other} is set, got nothing`];
+  },
+  ({ KAFKA_SSL: ssl }, raw) => (ssl === false && set(raw, ...SSL_FILES) ? [`KAFKA_SSL: expected true or unset when a KAFKA_SSL_*_FILE is set, got ${quote(raw.KAFKA_SSL ?? '')}`] : []),
+  (_, raw) => {
+    if (set(raw, 'KAFKA_SASL_MECHANISM')) {
+      return (['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const).filter((k) => !set(raw, k)).map((k) => `${k}: expected a non-empty string when KAFKA_SASL_MECHANISM is set, got nothing`);
+    }
+    // Credentials without a mechanism would silently connect unauthenticated.
+    return set(raw, 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD') ? [`KAFKA_SASL_MECHANISM: expected ${SCHEMA.KAFKA_SASL_MECHANISM.expected} when KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set, got nothing`] : [];
+  },
+  (_, raw) => {
+    const [user, pass] = [set(raw, 'SCHEMA_REGISTRY_USERNAME'), set(raw, 'SCHEMA_REGISTRY_PASSWORD')];
+    if (user === pass) return [];
+    const [missing, other] = user ? ['SCHEMA_REGISTRY_PASSWORD', 'SCHEMA_REGISTRY_USERNAME'] : ['SCHEMA_REGISTRY_USERNAME', 'SCHEMA_REGISTRY_PASSWORD'];
+    return [`${missing}: expected a non-empty string when ${other} is set, got nothing`];
+  },
+];
+
+const isFile = (p: string): boolean => {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false; // missing or not permitted: either way, not a file we can use
+  }
+};
+
+/** Reads, validates and types the configuration; throws one CONFIG_INVALID listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
+  const io: Io = {
+    readFile: options.readFile ?? ((p) => readFileSync(p, 'utf8')),
+    isFile: options.isFile ?? isFile,
+  };
+  const problems: string[] = [];
+  const raw: Partial<Record<Key, string>> = env.CONFIG_FILE === undefined ? {} : readConfigFile(env.CONFIG_FILE, io, problems);
+  for (const k of Object.keys(SCHEMA) as Key[]) if (env[k] !== undefined) raw[k] = env[k];
+
+  const values: Partial<Record<Key, unknown>> = {};
+  for (const k of Object.keys(SCHEMA) as Key[]) {
+    const entry: Entry<unknown, 'required' | 'default' | 'optional'> = SCHEMA[k];
+    const given = raw[k];
+    if (given === undefined) {
+      if (entry.kind === 'required') problems.push(`${k}: expected ${entry.expected}, got nothing (required)`);
+      values[k] = entry.fallback;
+      continue;
+    }
+    values[k] = entry.parse(given, io);
+    if (values[k] === undefined) problems.push(`${k}: expected ${entry.expected}, got ${entry.secret === true ? REDACTED : quote(given)}`);
+  }
+  for (const rule of RULES) problems.push(...rule(values as Partial<Values>, raw));
+  if (problems.length > 0) {
+    throw new ScorerError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.join('\n')}`);
+  }
+  return build(values as Values);
+}
+
+function build(v: Values): Config {
+  const sasl = v.KAFKA_SASL_MECHANISM !== undefined && v.KAFKA_SASL_USERNAME !== undefined && v.KAFKA_SASL_PASSWORD !== undefined
+    ? { mechanism: v.KAFKA_SASL_MECHANISM, username: v.KAFKA_SASL_USERNAME, password: v.KAFKA_SASL_PASSWORD }
+    : undefined;
+  const auth = v.SCHEMA_REGISTRY_USERNAME !== undefined && v.SCHEMA_REGISTRY_PASSWORD !== undefined
+    ? { username: v.SCHEMA_REGISTRY_USERNAME, password: v.SCHEMA_REGISTRY_PASSWORD }
+    : undefined;
+  const anySslFile = v.KAFKA_SSL_CA_FILE !== undefined || v.KAFKA_SSL_CERT_FILE !== undefined || v.KAFKA_SSL_KEY_FILE !== undefined;
+  return {
+    kafka: {
+      brokers: v.KAFKA_BROKERS,
+      clientId: v.KAFKA_CLIENT_ID,
+      groupId: v.GROUP_ID,
+      transactionalIdPrefix: v.TRANSACTIONAL_ID_PREFIX,
+      sessionTimeoutMs: v.KAFKA_SESSION_TIMEOUT_MS,
+      heartbeatIntervalMs: v.KAFKA_HEARTBEAT_INTERVAL_MS,
+      transactionTimeoutMs: v.KAFKA_TRANSACTION_TIMEOUT_MS,
+      partitionsConsumedConcurrently: v.PARTITIONS_CONSUMED_CONCURRENTLY,
+      fetch: { maxBytesPerPartition: v.FETCH_MAX_BYTES_PER_PARTITION, maxBytes: v.FETCH_MAX_BYTES, minBytes: v.FETCH_MIN_BYTES, maxWaitTimeMs: v.FETCH_MAX_WAIT_MS },
+      ssl: {
+        enabled: v.KAFKA_SSL ?? (anySslFile || DEFAULTS.KAFKA_SSL),
+        rejectUnauthorized: v.KAFKA_SSL_REJECT_UNAUTHORIZED,
+        ...(v.KAFKA_SSL_CA_FILE && { ca: v.KAFKA_SSL_CA_FILE }),
+        ...(v.KAFKA_SSL_CERT_FILE && { cert: v.KAFKA_SSL_CERT_FILE }),
+        ...(v.KAFKA_SSL_KEY_FILE && { key: v.KAFKA_SSL_KEY_FILE }),
+      },
+      ...(sasl && { sasl }),
+    },
+    topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
+    registry: { url: v.SCHEMA_REGISTRY_URL, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }) },
+    model: { path: v.MODEL_PATH },
+    batch: { maxSize: v.BATCH_MAX_SIZE, maxDelayMs: v.BATCH_MAX_DELAY_MS, idleDispatch: v.BATCH_IDLE_DISPATCH },
+    infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING },
+    backpressure: { maxInFlightRows: v.MAX_IN_FLIGHT_ROWS, resumeInFlightRows: v.RESUME_IN_FLIGHT_ROWS },
+    circuit: { failureThreshold: v.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: v.CIRCUIT_COOLDOWN_MS },
+    http: { port: v.HTTP_PORT, host: v.HTTP_HOST },
+    logLevel: v.LOG_LEVEL,
+    lagPollIntervalMs: v.LAG_POLL_INTERVAL_MS,
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+/** A plain copy safe to log: passwords and PEM contents replaced by '[redacted]', URL credentials masked. */
+export function redactedConfig(c: Config): Record<string, unknown> {
+  const pem = (f: PemFile | undefined) => f && { path: f.path, pem: REDACTED };
+  const { kafka, registry: _registry, ...rest } = structuredClone(c);
+  const { ssl, sasl } = kafka;
+  return {
+    ...rest,
+    kafka: {
+      ...kafka,
+      ssl: { enabled: ssl.enabled, rejectUnauthorized: ssl.rejectUnauthorized, ca: pem(ssl.ca), cert: pem(ssl.cert), key: pem(ssl.key) },
+      sasl: sasl && { mechanism: sasl.mechanism, username: sasl.username, password: REDACTED },
+    },
+    registry: {
+      url: maskUrl(c.registry.url),
+      auth: c.registry.auth && { username: c.registry.auth.username, password: REDACTED },
+      ca: pem(c.registry.ca),
+    },
+  };
+}

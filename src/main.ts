@@ -1,0 +1,65 @@
+/**
+ * Entry point (`npm start`, the `kafka-onnx-scorer` command). Builds the stages from validated
+ * configuration, in dependency order, and owns the lifecycle:
+ *   start: config -> http (liveness) -> model + warm-up -> registry -> topics -> producers -> consumer -> ready
+ *   stop (SIGTERM/SIGINT): not ready -> stop fetching (the running chunk commits) -> close inference
+ *        -> disconnect -> flush logs, within SHUTDOWN_TIMEOUT_MS; a second signal aborts at once.
+ * Exit codes: 0 clean stop, 1 crash or drain timeout, 2 bad configuration (before connecting).
+ */
+import { type Config, loadConfig, redactedConfig } from './config.js';
+import { ScorerError } from './errors.js';
+import { createLogger, flushLogger } from './logger.js';
+import { scorerVersion, startScorer } from './scorer.js';
+
+export const EXIT = { ok: 0, crash: 1, config: 2 } as const;
+
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ScorerError && err.code === 'CONFIG_INVALID') {
+      process.stderr.write(`kafka-onnx-scorer: invalid configuration\n${err.message}\n`);
+      return EXIT.config;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  logger.info({ config: redactedConfig(config), version: scorerVersion() }, 'starting');
+  const scorer = await startScorer(config, logger).catch(async (err: unknown) => {
+    if (err instanceof ScorerError && err.code === 'CONFIG_INVALID') {
+      logger.fatal({ code: err.code }, err.message);
+      await flushLogger(logger);
+      return EXIT.config;
+    }
+    logger.fatal({ err }, 'start-up failed');
+    await flushLogger(logger);
+    return EXIT.crash;
+  });
+  if (typeof scorer === 'number') return scorer;
+
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals += 1;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: aborting in-flight work and exiting now');
+        void flushLogger(logger).finally(() => resolve(EXIT.crash));
+        return;
+      }
+      logger.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down');
+      void scorer
+        .stop(config.shutdownTimeoutMs)
+        .then((clean) => resolve(clean ? EXIT.ok : EXIT.crash))
+        .finally(() => void flushLogger(logger));
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    scorer.crashed.then(async (err) => {
+      logger.fatal({ err }, 'consumer crashed; exiting');
+      await scorer.stop(Math.min(5_000, config.shutdownTimeoutMs)).catch(() => false);
+      await flushLogger(logger);
+      resolve(EXIT.crash);
+    });
+  });
+}

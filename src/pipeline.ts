@@ -1,0 +1,132 @@
+/**
+ * One chunk of one partition through every stage, in order:
+ *   decode -> vectorize -> (batch + infer, shared with the other partitions) -> encode -> produce.
+ * A record that fails permanently at any stage becomes a dead letter on its own; the rest of the
+ * chunk goes on. Transient and fatal errors are thrown to the caller (consume.ts), which pauses
+ * the partition and reads the chunk again: nothing of a failed chunk is committed.
+ */
+import type { KafkaMessage, Message } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { Decoder } from './decode.js';
+import { type DeadLetterContext, deadLetter } from './deadletter.js';
+import type { Encoder } from './encode.js';
+import { type ErrorCode, ScorerError, isPermanent } from './errors.js';
+import type { RowScorer } from './infer.js';
+import type { PartitionProducers } from './produce.js';
+import type { FeatureEvent, Vectorizer } from './vectorize.js';
+
+export interface Chunk {
+  topic: string;
+  partition: number;
+  /** Consecutive records of the partition, in offset order, none already committed. */
+  messages: KafkaMessage[];
+}
+
+export interface ChunkResult {
+  scored: number;
+  deadLettered: Partial<Record<ErrorCode, number>>;
+  /** Event times (ms) of the scored records, for the end-to-end latency histogram. */
+  eventTimes: number[];
+  nextOffset: bigint;
+}
+
+export interface PipelineDeps {
+  decoder: Decoder;
+  vectorizer: Vectorizer;
+  scorer: RowScorer;
+  encoder: Encoder;
+  producers: PartitionProducers;
+  outputTopic: string;
+  dlqTopic: string;
+  deadLetterContext: DeadLetterContext;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class Pipeline {
+  readonly #d: PipelineDeps;
+  readonly #now: () => number;
+
+  constructor(deps: PipelineDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  async process({ topic, partition, messages }: Chunk): Promise<ChunkResult> {
+    const { decoder, vectorizer, scorer, encoder } = this.#d;
+    const last = messages[messages.length - 1];
+    if (last === undefined) throw new Error('bug: empty chunk');
+    const failures = new Map<number, ScorerError>(); // message index -> why it cannot be scored
+
+    // decode: fetch/resolve every writer schema of the chunk first (the only async step).
+    const ids: number[] = [];
+    for (const m of messages) {
+      const value = m.value;
+      if (value !== null && value.length >= 5 && value[0] === 0) ids.push(value.readInt32BE(1));
+    }
+    await decoder.prepare(ids);
+    const log = this.#d.logger;
+    const debug = log.isLevelEnabled('debug');
+    if (debug) log.debug({ topic, partition, records: messages.length, schemaIds: [...new Set(ids)] }, 'chunk: writer schemas ready');
+
+    // decode + vectorize into one row-major buffer; rowOf[i] = row of message i, or -1.
+    const width = vectorizer.width;
+    const features = new Float32Array(messages.length * width);
+    const events: (FeatureEvent | undefined)[] = new Array(messages.length);
+    const rowOf = new Int32Array(messages.length).fill(-1);
+    let rows = 0;
+    messages.forEach((m, i) => {
+      try {
+        const event = decoder.decode(m.value) as FeatureEvent;
+        vectorizer.write(event, features, rows);
+        events[i] = event;
+        rowOf[i] = rows++;
+      } catch (err) {
+        if (!isPermanent(err)) throw err;
+        failures.set(i, err);
+      }
+    });
+
+    // batch + infer: rows from every partition share micro-batches.
+    const outcomes = rows > 0 ? await scorer.score(features.subarray(0, rows * width), rows) : [];
+    if (debug) log.debug({ topic, partition, rows, failed: failures.size }, 'chunk: scored');
+
+    // encode: one scored event or one dead letter per input record, in input order.
+    const scoredTime = this.#now();
+    const scoredMessages: Message[] = [];
+    const deadLetters: Message[] = [];
+    const deadLettered: Partial<Record<ErrorCode, number>> = {};
+    const eventTimes: number[] = [];
+    const source = { topic, partition };
+    messages.forEach((m, i) => {
+      const row = rowOf[i] as number;
+      const outcome = row >= 0 ? outcomes[row] : undefined;
+      const event = events[i];
+      if (outcome?.ok === true && event !== undefined) {
+        const value = encoder.encode(encoder.scoredEvent(event, { topic, partition, offset: m.offset }, outcome, scoredTime));
+        scoredMessages.push({ key: m.key, value });
+        eventTimes.push(event.event_time);
+        return;
+      }
+      const error = failures.get(i) ?? (outcome?.ok === false ? outcome.error : new ScorerError('INFERENCE_FAILED', 'no inference result for this row'));
+      deadLettered[error.code] = (deadLettered[error.code] ?? 0) + 1;
+      deadLetters.push(deadLetter(m, source, error, this.#d.deadLetterContext, scoredTime));
+    });
+    if (deadLetters.length > 0) {
+      this.#d.logger.warn({ topic, partition, firstOffset: messages[0]?.offset, lastOffset: last.offset, deadLettered }, 'records dead-lettered');
+    }
+
+    // produce: outputs + dead letters + the input offset in one transaction.
+    const nextOffset = BigInt(last.offset) + 1n;
+    await this.#d.producers.commit({
+      partition,
+      outputs: [
+        { topic: this.#d.outputTopic, messages: scoredMessages },
+        { topic: this.#d.dlqTopic, messages: deadLetters },
+      ],
+      nextOffset,
+    });
+    if (debug) log.debug({ topic, partition, nextOffset: nextOffset.toString() }, 'chunk: committed');
+    return { scored: scoredMessages.length, deadLettered, eventTimes, nextOffset };
+  }
+}

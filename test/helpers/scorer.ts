@@ -1,0 +1,86 @@
+/**
+ * Runs the real scorer for integration tests: in-process (startScorer) or as a child process
+ * (`node --import tsx src/cli.ts`, one OS process, so SIGKILL kills exactly the scorer).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { afterAll, inject } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { type RunningScorer, startScorer } from '../../src/scorer.js';
+import { ROOT } from '../../scripts/lib/feature-events.js';
+import { waitFor } from './kafka.js';
+
+export function scorerEnv(overrides: Record<string, string>): Record<string, string> {
+  return {
+    KAFKA_BROKERS: inject('kafkaBrokers'),
+    SCHEMA_REGISTRY_URL: inject('schemaRegistryUrl'),
+    MODEL_PATH: resolve(ROOT, 'models/churn.onnx'),
+    HTTP_PORT: '0',
+    HTTP_HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    // The broker's minimum: a killed or departed instance's partitions move on quickly.
+    KAFKA_SESSION_TIMEOUT_MS: '6000',
+    KAFKA_HEARTBEAT_INTERVAL_MS: '500',
+    SHUTDOWN_TIMEOUT_MS: '20000',
+    TOPIC_PARTITIONS: '6',
+    ...overrides,
+  };
+}
+
+/** Starts an in-process scorer; stopped after the file's tests unless stopped before. */
+export async function startTestScorer(overrides: Record<string, string>): Promise<RunningScorer> {
+  const config = loadConfig(scorerEnv(overrides));
+  const scorer = await startScorer(config, createLogger(config.logLevel));
+  afterAll(() => scorer.stop(20_000));
+  return scorer;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr !== null ? res(addr.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+export interface ScorerProcess {
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+}
+
+/** Spawns the scorer as its own process and resolves once /readyz answers 200. Logs go to .stack/logs/test-<name>.log. */
+export async function spawnScorer(name: string, overrides: Record<string, string>): Promise<ScorerProcess> {
+  const port = await freePort();
+  const env = { ...process.env, ...scorerEnv({ ...overrides, HTTP_PORT: String(port), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
+  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
+  const log = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  afterAll(() => {
+    if (!gone) child.kill('SIGKILL');
+  });
+  const state = await waitFor(
+    `scorer ${name} ready on :${port}`,
+    async () => {
+      if (gone) return 'exited';
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      return res?.status === 200 ? 'ready' : undefined;
+    },
+    90_000,
+    200,
+  );
+  if (state === 'exited') throw new Error(`scorer ${name} exited during start-up (see .stack/logs/test-${name}.log)`);
+  return { child, port, exited };
+}
