@@ -1,0 +1,115 @@
+/**
+ * Exactly once, end to end, with real processes: the scorer runs as child processes over a live
+ * stream; it is SIGKILLed at random moments and restarted, and another instance joins and leaves.
+ * At the end, a read_committed reader of the output and dead-letter topics must find every input
+ * key exactly once: no loss, no duplicate — dead letters included, since they share the transaction.
+ */
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { describe, expect, inject, it } from 'vitest';
+import { EventFactory, POISON_KINDS, type OutMessage } from '../../scripts/lib/feature-events.js';
+import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { type ScorerProcess, spawnScorer } from '../helpers/scorer.js';
+
+const EVENTS = 24_000;
+const RATE = 2_000; // events/s: the stream lasts ~12 s, long enough for kills to land mid-stream
+
+interface Stream {
+  sent: OutMessage[];
+  done: Promise<void>;
+}
+
+/** Produces EVENTS records at RATE, ~1% of them bad (every kind), in the background. */
+function startStream(factory: EventFactory, topic: string): Stream {
+  const sent: OutMessage[] = [];
+  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
+  const done = (async () => {
+    await producer.connect();
+    const started = Date.now();
+    for (let i = 0; i < EVENTS; i += 200) {
+      const batch = Array.from({ length: 200 }, (_, j) => {
+        const n = i + j;
+        return n % 97 === 0 ? factory.poison(POISON_KINDS[(n / 97) % POISON_KINDS.length] as (typeof POISON_KINDS)[number], n) : factory.good(n);
+      });
+      await producer.send({ topic, messages: batch });
+      sent.push(...batch);
+      const ahead = started + ((i + 200) / RATE) * 1000 - Date.now();
+      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead)); // pacing the load, not waiting for a result
+    }
+    await producer.disconnect();
+  })();
+  return { sent, done };
+}
+
+async function scoredSoFar(p: ScorerProcess): Promise<number> {
+  const text = await fetch(`http://127.0.0.1:${p.port}/metrics`).then((r) => r.text());
+  let total = 0;
+  for (const m of text.matchAll(/^scorer_records_(?:scored|dead_lettered)_total\{[^}]*\} (\d+)/gm)) total += Number(m[1]);
+  return total;
+}
+
+/** Asserts every produced key is in exactly one of the two topics, exactly once. */
+async function expectExactlyOnce(sent: OutMessage[], output: string, dlq: string): Promise<void> {
+  const outputs = await drainTopic(output);
+  const dead = await drainTopic(dlq);
+  const seen = new Map<string, number>();
+  for (const m of [...outputs, ...dead]) {
+    const k = m.key?.toString() as string;
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+  }
+  const duplicates = [...seen].filter(([, n]) => n > 1).map(([k]) => k);
+  const missing = sent.filter((m) => !seen.has(m.key)).map((m) => m.key);
+  expect({ duplicates: duplicates.slice(0, 5), duplicateCount: duplicates.length }).toEqual({ duplicates: [], duplicateCount: 0 });
+  expect({ missing: missing.slice(0, 5), missingCount: missing.length }).toEqual({ missing: [], missingCount: 0 });
+  expect(seen.size).toBe(sent.length);
+  expect(dead.length).toBe(sent.filter((_, i) => i % 97 === 0).length);
+}
+
+async function setup(name: string) {
+  const t = { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
+  await createTopics([
+    { topic: t.input, numPartitions: 6 },
+    { topic: t.output, numPartitions: 6 },
+    { topic: t.dlq, numPartitions: 2 },
+  ]);
+  const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 3 });
+  const env = { INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group, BATCH_MAX_SIZE: '256' };
+  return { t, factory, env };
+}
+
+describe('exactly once', () => {
+  it('survives SIGKILL of the scorer at random moments, three times, with no loss and no duplicate', { timeout: 300_000 }, async () => {
+    const { t, factory, env } = await setup('crash');
+    const stream = startStream(factory, t.input);
+    let proc = await spawnScorer('crash-0', env);
+    for (let kill = 1; kill <= 3; kill++) {
+      // Kill once this instance has committed a random amount of work: mid-stream, mid-flight.
+      const threshold = 300 + Math.floor(Math.random() * 2_500);
+      const current = proc;
+      await waitFor(`instance ${kill - 1} to process ${threshold} records`, async () => (await scoredSoFar(current)) >= threshold, 90_000, 50);
+      current.child.kill('SIGKILL');
+      expect(await current.exited).toBe(null); // killed by the signal, no exit code
+      proc = await spawnScorer(`crash-${kill}`, env);
+    }
+    await stream.done;
+    await waitForCommittedToEnd(t.group, t.input, 180_000);
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0); // graceful drain exits 0
+    await expectExactlyOnce(stream.sent, t.output, t.dlq);
+  });
+
+  it('stays exactly once while a second instance joins and later leaves mid-stream', { timeout: 300_000 }, async () => {
+    const { t, factory, env } = await setup('rebalance');
+    const stream = startStream(factory, t.input);
+    const a = await spawnScorer('rebalance-a', env);
+    await waitFor('instance A to make progress', async () => (await scoredSoFar(a)) >= 2_000, 90_000, 50);
+    const b = await spawnScorer('rebalance-b', env);
+    await waitFor('instance B to take over some partitions and score', async () => (await scoredSoFar(b)) >= 1_000, 90_000, 50);
+    b.child.kill('SIGTERM'); // leaves the group gracefully mid-stream
+    expect(await b.exited).toBe(0);
+    await stream.done;
+    await waitForCommittedToEnd(t.group, t.input, 180_000);
+    a.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    await expectExactlyOnce(stream.sent, t.output, t.dlq);
+  });
+});

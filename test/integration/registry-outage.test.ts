@@ -1,0 +1,75 @@
+/**
+ * The schema registry goes away mid-stream: records whose writer schema the scorer has not seen
+ * yet cannot be decoded. They must not be dead-lettered or skipped; the partition pauses and
+ * retries, and scoring resumes once the registry is back.
+ *
+ * With the local stack the registry process itself is stopped and started again (its ids survive:
+ * H2 on disk). With a stack this run does not own (KAFKA_BROKERS/SCHEMA_REGISTRY_URL given, or
+ * containers), the scorer reaches the registry through a loopback TCP proxy that is cut instead.
+ */
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { describe, expect, inject, it } from 'vitest';
+import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
+import { stackUp, stopComponent } from '../../scripts/stack/stack.js';
+import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { startTestScorer } from '../helpers/scorer.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+async function produce(topic: string, messages: OutMessage[]): Promise<void> {
+  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  await producer.send({ topic, messages });
+  await producer.disconnect();
+}
+
+describe('registry outage', () => {
+  it('pauses instead of dead-lettering while the registry is down, and resumes when it is back', async () => {
+    const input = randomName('outage-in');
+    const output = randomName('outage-out');
+    const dlq = randomName('outage-dlq');
+    const group = randomName('outage-group');
+    await createTopics([
+      { topic: input, numPartitions: 3 },
+      { topic: output, numPartitions: 3 },
+      { topic: dlq, numPartitions: 1 },
+    ]);
+    const registryUrl = new URL(inject('schemaRegistryUrl'));
+    const ownsRegistry = inject('stackMode') === 'local';
+    const proxy = new TcpProxy({ host: registryUrl.hostname, port: Number(registryUrl.port || 80) });
+    await proxy.up();
+    const scorerRegistryUrl = ownsRegistry ? registryUrl.href : `${registryUrl.protocol}//127.0.0.1:${proxy.port}${registryUrl.pathname}`;
+
+    // All writer schemas are registered while the registry is up; the scorer learns ids lazily.
+    const factory = await EventFactory.create(new SchemaRegistry({ host: registryUrl.href }), input, { seed: 5 });
+    const before = Array.from({ length: 300 }, (_, i) => factory.good(i));
+    await produce(input, before);
+    const scorer = await startTestScorer({ INPUT_TOPIC: input, OUTPUT_TOPIC: output, DLQ_TOPIC: dlq, GROUP_ID: group, SCHEMA_REGISTRY_URL: scorerRegistryUrl });
+    await waitForCommittedToEnd(group, input);
+
+    // Outage: records with a writer schema id the scorer has never fetched.
+    if (ownsRegistry) await stopComponent('registry');
+    else await proxy.down();
+    const during = Array.from({ length: 200 }, (_, i) => factory.evolved(1000 + i));
+    await produce(input, during);
+    await waitFor(
+      'the scorer to hit the outage and retry',
+      async () => /code="REGISTRY_UNAVAILABLE"\} [1-9]/.test(await scorer.registry.getSingleMetricAsString('scorer_retries_total')),
+      60_000,
+      250,
+    );
+    expect(await scorer.registry.getSingleMetricAsString('scorer_records_dead_lettered_total')).not.toMatch(/\} [1-9]/);
+
+    // Back: the paused partitions resume and everything is scored.
+    if (ownsRegistry) await stackUp(() => undefined);
+    else await proxy.up();
+    await waitForCommittedToEnd(group, input, 120_000);
+    await scorer.stop(20_000);
+    await proxy.down();
+
+    const outputs = await drainTopic(output);
+    expect(await drainTopic(dlq)).toHaveLength(0);
+    const keys = outputs.map((m) => m.key?.toString());
+    expect(new Set(keys).size).toBe(before.length + during.length);
+    expect(keys.sort()).toEqual([...before, ...during].map((m) => m.key).sort());
+  });
+});
