@@ -32,6 +32,10 @@ export interface ConsumeOptions {
   chunkMaxRecords?: number;
   /** Backoff of a paused partition (ms): first and largest delay. */
   retry?: { initialDelayMs: number; maxDelayMs: number };
+  /** Pause after BATCH_INFERENCE_FAILED (the model, not a record, failed), ms. */
+  circuitCooldownMs?: number;
+  /** Backpressure: with more than `max` rows in flight, new chunks wait until at most `resume` remain. */
+  inFlight?: { max: number; resume: number };
   /** Called after each committed chunk (metrics, progress). */
   onChunk?: (partition: number, result: ChunkResult) => void;
   /** Called when the consumer crashed for good (kafkajs gave up); the process should exit. */
@@ -45,11 +49,23 @@ interface PartitionState {
   resumeTimer?: NodeJS.Timeout;
 }
 
+/** What the lag poller needs from the consumer, per partition. */
+export interface PartitionProgress {
+  /** Timestamp (ms) of the oldest record fetched and not yet committed; undefined when none. */
+  oldestPendingAt: number | undefined;
+  paused: boolean;
+}
+
 export class ConsumeStage {
   readonly #o: ConsumeOptions;
   readonly #consumer: Consumer;
   readonly #log: Logger;
   readonly #partitions = new Map<number, PartitionState>();
+  readonly #pendingSince = new Map<number, number>();
+  readonly #paused = new Set<number>();
+  /** Rows admitted into the pipeline and not yet committed or failed (all partitions). */
+  #inFlight = 0;
+  #inFlightDrained: (() => void)[] = [];
   #assigned: number[] = [];
   #joined = false;
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
@@ -95,6 +111,10 @@ export class ConsumeStage {
     return this.#assigned;
   }
 
+  progress(partition: number): PartitionProgress {
+    return { oldestPendingAt: this.#pendingSince.get(partition), paused: this.#paused.has(partition) };
+  }
+
   async start(): Promise<void> {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
@@ -127,6 +147,12 @@ export class ConsumeStage {
       this.#partitions.delete(partition);
       void this.#o.producers.release(partition);
     }
+    for (const p of [...this.#paused, ...this.#pendingSince.keys()]) {
+      if (kept.has(p)) continue;
+      this.#paused.delete(p);
+      this.#pendingSince.delete(p);
+    }
+    this.#o.metrics.partitionsPaused.set(this.#paused.size);
     this.#assigned = [...partitions].sort((a, b) => a - b);
     this.#o.metrics.partitionsAssigned.set(partitions.length);
     this.#log.info({ memberId, partitions: this.#assigned }, 'partitions assigned');
@@ -156,19 +182,62 @@ export class ConsumeStage {
         if (!isRunning() || isStale()) return;
         const messages = pending.slice(start, start + chunkMax);
         this.#o.metrics.recordsConsumed.inc({ topic }, messages.length);
-        const result = await this.#o.pipeline.process({ topic, partition, messages });
+        if (!this.#pendingSince.has(partition)) this.#pendingSince.set(partition, Number(messages[0]?.timestamp));
+        await this.#admit(messages.length, heartbeat);
+        let result: ChunkResult;
+        try {
+          result = await this.#o.pipeline.process({ topic, partition, messages });
+        } finally {
+          this.#release(messages.length);
+        }
         current.next = result.nextOffset;
         current.failures = 0;
         resolveOffset((result.nextOffset - 1n).toString());
+        const following = pending[start + chunkMax];
+        if (following === undefined) this.#pendingSince.delete(partition);
+        else this.#pendingSince.set(partition, Number(following.timestamp));
         this.#o.onChunk?.(partition, result);
         await heartbeat();
       }
     } catch (err) {
       // Only our own transient/fatal errors are retried; anything else is a bug: let kafkajs
       // crash the consumer (the process exits non-zero) rather than hide it as a retry.
-      if (!(err instanceof ScorerError) || err.kind === 'permanent') throw err;
+      // A lost model (every inference worker gone) is fatal too: exit and let the orchestrator restart us.
+      if (!(err instanceof ScorerError) || err.kind === 'permanent' || err.code === 'MODEL_UNAVAILABLE') throw err;
       this.#pauseAfterFailure(topic, partition, state, err);
     }
+  }
+
+  /**
+   * Backpressure: while the rows in inference exceed the high-water mark, hold this chunk back
+   * (heartbeating) until they fall to the low-water mark. Every partition's handler waits here, so
+   * the next fetch — which kafkajs issues only when all handlers returned — waits too: memory is
+   * bounded by in-flight rows plus one fetch. A chunk is always admitted when nothing is in flight,
+   * so a chunk larger than the mark cannot wait forever.
+   */
+  async #admit(rows: number, heartbeat: () => Promise<void>): Promise<void> {
+    const gate = this.#o.inFlight;
+    while (gate !== undefined && this.#inFlight > 0 && this.#inFlight + rows > gate.max && this.#state === 'running') {
+      this.#log.debug({ inFlight: this.#inFlight, rows }, 'backpressure: holding a chunk');
+      // Woken when in-flight rows fall to the low-water mark; heartbeat meanwhile so a long wait is not a session timeout.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1_000);
+        this.#inFlightDrained.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await heartbeat();
+    }
+    this.#inFlight += rows;
+    this.#o.metrics.inFlightRows.set(this.#inFlight);
+  }
+
+  #release(rows: number): void {
+    this.#inFlight -= rows;
+    this.#o.metrics.inFlightRows.set(this.#inFlight);
+    const gate = this.#o.inFlight;
+    if (gate === undefined || this.#inFlight <= gate.resume) for (const wake of this.#inFlightDrained.splice(0)) wake();
   }
 
   /** Pause, seek back to the first uncommitted record, resume after backoff. */
@@ -177,7 +246,8 @@ export class ConsumeStage {
     this.#partitions.set(partition, s);
     s.failures += 1;
     const { initialDelayMs, maxDelayMs } = this.#o.retry ?? { initialDelayMs: 200, maxDelayMs: 10_000 };
-    const delay = backoffDelay(s.failures, { initialDelayMs, maxDelayMs });
+    const delay =
+      err.code === 'BATCH_INFERENCE_FAILED' ? (this.#o.circuitCooldownMs ?? 30_000) : backoffDelay(s.failures, { initialDelayMs, maxDelayMs });
     const code = err.code;
     this.#o.metrics.retries.inc({ stage: err.stage, code });
     this.#log.warn({ partition, code, attempt: s.failures, retryInMs: delay, err: describeError(err) }, 'partition paused after a transient failure; will read the chunk again');
@@ -188,11 +258,14 @@ export class ConsumeStage {
     }
     const tp = [{ topic, partitions: [partition] }];
     this.#consumer.pause(tp);
-    this.#o.metrics.partitionsPaused.inc();
+    this.#paused.add(partition);
+    this.#o.metrics.partitionsPaused.set(this.#paused.size);
     if (s.next !== undefined) this.#consumer.seek({ topic, partition, offset: s.next.toString() });
     clearTimeout(s.resumeTimer);
     s.resumeTimer = setTimeout(() => {
-      this.#o.metrics.partitionsPaused.dec();
+      this.#paused.delete(partition);
+      this.#o.metrics.partitionsPaused.set(this.#paused.size);
+      this.#log.info({ partition }, 'partition resumed');
       if (this.#state === 'running') this.#consumer.resume(tp);
     }, delay);
   }

@@ -94,7 +94,9 @@ class ProbeServer implements HttpServer {
       return;
     }
     if (path === '/metrics') {
-      const { registry } = this.#opts;
+      const { registry, health } = this.#opts;
+      // Evaluating health refreshes the readiness gauge, so a scrape never shows a stale scorer_ready.
+      health();
       const text = await registry.metrics();
       res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' }).end(text);
       return;

@@ -43,6 +43,9 @@ export function sessionOptions({ intraOpThreads, graphOptimization, spinning }: 
     // and only accepts string values. Spinning off: between micro-batches the intra-op threads
     // sleep instead of burning a core each, at little throughput cost.
     extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
+    // ORT would print every failed run to stderr itself (unstructured, per row while a batch is
+    // split); the error reaches our logs, metrics and dead letters through the normal path.
+    logSeverityLevel: 4,
   };
 }
 

@@ -199,13 +199,16 @@ class Scorer implements RowScorer {
       // A fatal ScorerError (worker lost, output of the wrong shape) or a bug: never a dead letter.
       const err = fatal instanceof Error ? fatal : new ScorerError('BATCH_INFERENCE_FAILED', String(fatal));
       for (const p of batch.parts) this.#settle(p.segment, err);
+    } else if (outcomes.every((o) => !o.ok) && (batch.rows > 1 || this.#failedBatches > 0)) {
+      // Every row failed on its own: the model, not a record, is suspect. These rows are not
+      // dead-lettered; their callers get BATCH_INFERENCE_FAILED and read them again after a
+      // pause. A lone failing row is a bad record only while the model is known good (the
+      // previous batch succeeded).
+      this.#failedBatches++;
+      this.#failBatch(batch, outcomes);
     } else if (outcomes.every((o) => !o.ok)) {
       this.#failedBatches++;
-      if (this.#failedBatches >= this.#threshold) {
-        this.#tripCircuit(batch, outcomes);
-      } else {
-        this.#deliver(batch, outcomes);
-      }
+      this.#deliver(batch, outcomes);
     } else {
       this.#failedBatches = 0;
       if (this.#circuitOpen) {
@@ -218,17 +221,22 @@ class Scorer implements RowScorer {
     this.#checkIdle();
   }
 
-  /** The model, not a record, is broken: these rows must not be dead-lettered. */
-  #tripCircuit(batch: Batch<Ticket>, outcomes: RowOutcome[]): void {
+  /**
+   * The model, not a record, is suspect: these rows must not be dead-lettered. After
+   * `failureThreshold` such batches in a row the circuit opens: everything queued is rejected
+   * too, and readiness turns false until a later batch (a probe) succeeds.
+   */
+  #failBatch(batch: Batch<Ticket>, outcomes: RowOutcome[]): void {
     const first = outcomes[0];
     const err = new ScorerError('BATCH_INFERENCE_FAILED', `${this.#failedBatches} consecutive batches failed on every row`, {
       cause: first !== undefined && !first.ok ? first.error : undefined,
     });
+    for (const p of batch.parts) this.#settle(p.segment, err);
+    if (this.#failedBatches < this.#threshold) return;
     if (!this.#circuitOpen) {
       this.#circuitOpen = true;
       this.#hooks.onCircuit?.(true);
     }
-    for (const p of batch.parts) this.#settle(p.segment, err);
     for (const t of this.#batcher.remove(() => true)) this.#settle(t, err);
   }
 

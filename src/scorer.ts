@@ -18,6 +18,7 @@ import { Encoder } from './encode.js';
 import { ScorerError, isTransient } from './errors.js';
 import { type HealthState, startHttpServer } from './http.js';
 import { createRowScorer } from './infer.js';
+import { LagPoller } from './lag.js';
 import { stageLogger } from './logger.js';
 import { type LoadedModel, loadModel } from './manifest.js';
 import { type Metrics, createMetrics } from './metrics.js';
@@ -153,6 +154,8 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       heartbeatIntervalMs: config.kafka.heartbeatIntervalMs,
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       fetch: config.kafka.fetch,
+      circuitCooldownMs: config.circuit.cooldownMs,
+      inFlight: { max: config.backpressure.maxInFlightRows, resume: config.backpressure.resumeInFlightRows },
       onChunk: (_partition, result) => {
         const now = Date.now();
         metrics.recordsScored.inc({ topic: config.topics.input, model: model.manifest.name }, result.scored);
@@ -164,6 +167,9 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     const stage = consume;
     cleanup.push(() => stage.stop());
     await stage.start();
+    const lag = new LagPoller({ admin, groupId: config.kafka.groupId, topic: config.topics.input, metrics, logger: stageLogger(logger, 'lag'), progress: (p) => stage.progress(p) });
+    lag.start(config.lagPollIntervalMs);
+    cleanup.push(async () => lag.stop());
     logger.info({ input: config.topics.input, output: config.topics.output, dlq: config.topics.dlq, groupId: config.kafka.groupId }, 'consuming');
 
     let stopping: Promise<boolean> | undefined;

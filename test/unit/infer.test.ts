@@ -206,18 +206,24 @@ describe('lifecycle', () => {
 });
 
 describe('circuit', () => {
-  it('opens after N whole-batch failures, rejecting with BATCH_INFERENCE_FAILED; closes on the next success', async () => {
+  it('never dead-letters a batch whose every row fails; opens after N such batches and closes on the next success', async () => {
     const circuit: boolean[] = [];
     const s = await scorer({ circuit: { failureThreshold: 2 }, hooks: { onCircuit: (o) => circuit.push(o) } });
     // NaN in, NaN out: every row of the batch fails, as with a broken model.
     const nan = (): Float32Array => new Float32Array(3 * WIDTH).fill(Number.NaN);
-    const first = await s.score(nan(), 3);
-    expect(first.every((o) => !o.ok && o.error.code === 'INFERENCE_FAILED')).toBe(true);
+    await expect(s.score(nan(), 3)).rejects.toMatchObject({ code: 'BATCH_INFERENCE_FAILED' });
     expect(circuit).toEqual([]);
     await expect(s.score(nan(), 3)).rejects.toMatchObject({ code: 'BATCH_INFERENCE_FAILED' });
     expect(circuit).toEqual([true]);
     const ok = await s.score(randomRows(1, WIDTH, 1), 1);
     expect(ok[0]?.ok).toBe(true);
     expect(circuit).toEqual([true, false]);
+  });
+
+  it('dead-letters a lone failing row while the model is known good', async () => {
+    const s = await scorer({ circuit: { failureThreshold: 2 } });
+    expect((await s.score(randomRows(1, WIDTH, 2), 1))[0]?.ok).toBe(true);
+    const [lone] = await s.score(new Float32Array(WIDTH).fill(Number.NaN), 1);
+    expect(lone?.ok === false && lone.error.code).toBe('INFERENCE_FAILED');
   });
 });

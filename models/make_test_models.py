@@ -1,0 +1,119 @@
+"""Builds the test-only models in test/fixtures/ (committed; rerun only to regenerate):
+
+- broken/broken.onnx: loads, passes warm-up (an all-zero row) and fails at run time on every
+  real churn event, to test the circuit breaker. It gathers row `int(monthly_charges)` of a
+  one-row table: index 0 (the warm-up row) is valid, real charges (20-120) are out of range.
+- slow/slow.onnx: a deliberately slow churn-shaped model (a Loop of many small MatMuls per
+  batch, a tiny file), to test backpressure: the input backlog grows while memory must not.
+
+Run with the models venv: models/.venv/bin/python models/make_test_models.py
+"""
+import json
+import pathlib
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+fixtures = pathlib.Path(__file__).resolve().parent.parent / "test" / "fixtures"
+out_dir = fixtures / "broken"
+out_dir.mkdir(parents=True, exist_ok=True)
+
+nodes = [
+    helper.make_node("Slice", ["features", "starts", "ends", "axes"], ["charges"]),  # [N,1]
+    helper.make_node("Cast", ["charges"], ["idx2d"], to=TensorProto.INT64),
+    helper.make_node("Squeeze", ["idx2d", "sq_axes"], ["idx"]),  # [N]
+    helper.make_node("Gather", ["table", "idx"], ["probabilities"], axis=0),  # [N,2]
+    helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+]
+inits = [
+    numpy_helper.from_array(np.array([1], dtype=np.int64), "starts"),
+    numpy_helper.from_array(np.array([2], dtype=np.int64), "ends"),
+    numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+    numpy_helper.from_array(np.array([1], dtype=np.int64), "sq_axes"),
+    numpy_helper.from_array(np.array([[0.5, 0.5]], dtype=np.float32), "table"),
+]
+graph = helper.make_graph(
+    nodes,
+    "broken",
+    [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 14])],
+    [
+        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+    ],
+    initializer=inits,
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, out_dir / "broken.onnx")
+
+manifest = json.loads((pathlib.Path(__file__).resolve().parent / "churn.manifest.json").read_text())
+manifest.update(
+    name="broken",
+    version="0.0.1",
+    description="Test fixture: loads and warms up, then fails on every real event (models/make_broken.py).",
+    eventSchema="schemas/feature-event.avsc",
+)
+manifest.pop("training", None)
+(out_dir / "broken.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+print("wrote", out_dir)
+
+# slow: x -> Loop(ITERATIONS){ x = tanh(x @ W) } -> sigmoid(sum) as P(churn)
+ITERATIONS = 4000
+slow_dir = fixtures / "slow"
+slow_dir.mkdir(parents=True, exist_ok=True)
+rng = np.random.default_rng(0)
+body = helper.make_graph(
+    [
+        helper.make_node("MatMul", ["x_in", "W"], ["xw"]),
+        helper.make_node("Tanh", ["xw"], ["x_out"]),
+        helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+    ],
+    "body",
+    [
+        helper.make_tensor_value_info("i", TensorProto.INT64, []),
+        helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("x_in", TensorProto.FLOAT, [None, 14]),
+    ],
+    [
+        helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [None, 14]),
+    ],
+)
+slow_nodes = [
+    helper.make_node("Div", ["features", "scale"], ["x0"]),
+    helper.make_node("Loop", ["trip", "cond"], ["x_final"], body=body),
+    helper.make_node("ReduceSum", ["x_final", "rs_axes"], ["logit"], keepdims=1),  # [N,1]
+    helper.make_node("Sigmoid", ["logit"], ["p1"]),
+    helper.make_node("Sub", ["one", "p1"], ["p0"]),
+    helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
+    helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+]
+# Loop carries x: inputs are (trip, cond, x0); fix the node's inputs accordingly.
+slow_nodes[1] = helper.make_node("Loop", ["trip", "cond", "x0"], ["x_final"], body=body)
+slow_inits = [
+    numpy_helper.from_array(np.full((1, 14), 100.0, dtype=np.float32), "scale"),
+    numpy_helper.from_array(np.array(ITERATIONS, dtype=np.int64), "trip"),
+    numpy_helper.from_array(np.array(True), "cond"),
+    numpy_helper.from_array(np.array([1], dtype=np.int64), "rs_axes"),
+    numpy_helper.from_array(np.array([[1.0]], dtype=np.float32), "one"),
+    numpy_helper.from_array((rng.standard_normal((14, 14)) / 4).astype(np.float32), "W"),
+]
+slow_graph = helper.make_graph(
+    slow_nodes,
+    "slow",
+    [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 14])],
+    [
+        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+    ],
+    initializer=slow_inits,
+)
+slow = helper.make_model(slow_graph, opset_imports=[helper.make_opsetid("", 17)])
+slow.ir_version = 8
+onnx.checker.check_model(slow)
+onnx.save(slow, slow_dir / "slow.onnx")
+manifest.update(name="slow", version="0.0.1", description=f"Test fixture: {ITERATIONS} chained 14x14 MatMuls per batch, to test backpressure (models/make_test_models.py).")
+(slow_dir / "slow.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+print("wrote", slow_dir)
