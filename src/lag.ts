@@ -28,6 +28,7 @@ export class LagPoller {
   readonly #log: Logger;
   readonly #progress: (partition: number) => PartitionProgress | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #loop = 0;
   #last: LagSample[] = [];
 
   constructor(opts: { admin: Admin; groupId: string; topic: string; metrics: Metrics; logger: Logger; progress: (partition: number) => PartitionProgress | undefined }) {
@@ -45,11 +46,13 @@ export class LagPoller {
 
   start(intervalMs: number): void {
     if (this.#timer !== undefined) return;
+    // Each start() owns one loop; a poll still in flight from a previous loop must not reschedule.
+    const loop = ++this.#loop;
     const tick = () => {
       this.poll()
         .catch((err: unknown) => this.#log.warn({ err: String(err) }, 'lag poll failed; keeping the previous values'))
         .finally(() => {
-          if (this.#timer !== undefined) this.#timer = setTimeout(tick, intervalMs);
+          if (this.#loop === loop && this.#timer !== undefined) this.#timer = setTimeout(tick, intervalMs);
         });
     };
     this.#timer = setTimeout(tick, 0);
@@ -58,6 +61,7 @@ export class LagPoller {
   stop(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#loop++;
   }
 
   async poll(now = Date.now()): Promise<LagSample[]> {

@@ -5,7 +5,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { afterAll, inject } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -13,6 +12,7 @@ import { createLogger } from '../../src/logger.js';
 import { type RunningScorer, startScorer } from '../../src/scorer.js';
 import { ROOT } from '../../scripts/lib/feature-events.js';
 import { waitFor } from './kafka.js';
+import { freePort } from './net.js';
 
 export function scorerEnv(overrides: Record<string, string>): Record<string, string> {
   return {
@@ -37,17 +37,6 @@ export async function startTestScorer(overrides: Record<string, string>): Promis
   const scorer = await startScorer(config, createLogger(config.logLevel));
   afterAll(() => scorer.stop(20_000));
   return scorer;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr !== null ? res(addr.port) : rej(new Error('no port'))));
-    });
-  });
 }
 
 export interface ScorerProcess {

@@ -2,8 +2,8 @@
  * The Docker path of the integration stack: Apache Kafka (KRaft) and Confluent Schema Registry
  * from their official images, via testcontainers. Throws when no container runtime answers.
  */
-import { createServer } from 'node:net';
 import { GenericContainer, Network, Wait, getContainerRuntimeClient } from 'testcontainers';
+import { freePort } from '../helpers/net.js';
 
 export const KAFKA_IMAGE = 'apache/kafka:3.9.1';
 export const REGISTRY_IMAGE = 'confluentinc/cp-schema-registry:7.7.1';
@@ -12,17 +12,6 @@ export interface Containers {
   kafkaBrokers: string;
   schemaRegistryUrl: string;
   stop: () => Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export async function startContainers(): Promise<Containers> {

@@ -8,6 +8,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, POISON_KINDS, type OutMessage } from '../../scripts/lib/feature-events.js';
 import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { scrape } from '../helpers/net.js';
 import { type ScorerProcess, spawnScorer } from '../helpers/scorer.js';
 
 const EVENTS = 24_000;
@@ -40,11 +41,9 @@ function startStream(factory: EventFactory, topic: string): Stream {
   return { sent, done };
 }
 
+/** Records this instance has committed (scored or dead-lettered) since it started. */
 async function scoredSoFar(p: ScorerProcess): Promise<number> {
-  const text = await fetch(`http://127.0.0.1:${p.port}/metrics`).then((r) => r.text());
-  let total = 0;
-  for (const m of text.matchAll(/^scorer_records_(?:scored|dead_lettered)_total\{[^}]*\} (\d+)/gm)) total += Number(m[1]);
-  return total;
+  return (await scrape(p.port, 'scorer_records_scored_total')) + (await scrape(p.port, 'scorer_records_dead_lettered_total'));
 }
 
 /** Asserts every produced key is in exactly one of the two topics, exactly once. */

@@ -10,17 +10,11 @@ import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, ROOT } from '../../scripts/lib/feature-events.js';
 import { produceEvents } from '../../scripts/produce.js';
 import { createTopics, drainTopic, randomName, testKafka, waitFor } from '../helpers/kafka.js';
+import { scrape } from '../helpers/net.js';
 import { spawnScorer, startTestScorer } from '../helpers/scorer.js';
 
 function topics(name: string) {
   return { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
-}
-
-async function metric(port: number, name: string): Promise<number> {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
-  let total = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))) total += Number(m[1]);
-  return total;
 }
 
 async function committed(groupId: string, topic: string): Promise<string[]> {
@@ -70,16 +64,16 @@ describe('operations', () => {
       CIRCUIT_COOLDOWN_MS: '500',
     });
     const url = `http://127.0.0.1:${scorer.httpPort}`;
-    await waitFor('the circuit to open', async () => (await metric(scorer.httpPort, 'scorer_circuit_open')) === 1, 60_000, 100);
+    await waitFor('the circuit to open', async () => (await scrape(scorer.httpPort, 'scorer_circuit_open')) === 1, 60_000, 100);
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ checks: { circuitOpen: true } });
     expect((await fetch(`${url}/healthz`)).status).toBe(200); // alive: restarting would not help
     // Retries keep probing the model (cool-down 500 ms), and still nothing is written or committed.
-    const retries = await metric(scorer.httpPort, 'scorer_retries_total');
-    await waitFor('more retries after the cool-down', async () => (await metric(scorer.httpPort, 'scorer_retries_total')) > retries, 30_000, 100);
-    expect(await metric(scorer.httpPort, 'scorer_records_dead_lettered_total')).toBe(0);
-    expect(await metric(scorer.httpPort, 'scorer_records_scored_total')).toBe(0);
+    const retries = await scrape(scorer.httpPort, 'scorer_retries_total');
+    await waitFor('more retries after the cool-down', async () => (await scrape(scorer.httpPort, 'scorer_retries_total')) > retries, 30_000, 100);
+    expect(await scrape(scorer.httpPort, 'scorer_records_dead_lettered_total')).toBe(0);
+    expect(await scrape(scorer.httpPort, 'scorer_records_scored_total')).toBe(0);
     expect((await committed(t.group, t.input)).every((o) => o === '-1')).toBe(true);
     await scorer.stop(20_000);
     expect(await drainTopic(t.dlq)).toHaveLength(0);
@@ -112,15 +106,15 @@ describe('operations', () => {
       'a backlog the slow model is working through, observed for 20 samples',
       async () => {
         peakRss = Math.max(peakRss, rss());
-        peakInFlight = Math.max(peakInFlight, await metric(proc.port, 'scorer_in_flight_rows'));
-        peakLag = Math.max(peakLag, await metric(proc.port, 'kafka_consumergroup_lag_sum'));
+        peakInFlight = Math.max(peakInFlight, await scrape(proc.port, 'scorer_in_flight_rows'));
+        peakLag = Math.max(peakLag, await scrape(proc.port, 'kafka_consumergroup_lag_sum'));
         samples += 1;
         return samples >= 20 && peakLag > 50_000;
       },
       60_000,
       250,
     );
-    const scored = await metric(proc.port, 'scorer_records_scored_total');
+    const scored = await scrape(proc.port, 'scorer_records_scored_total');
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
     expect(scored).toBeGreaterThan(0); // it was working, just slowly

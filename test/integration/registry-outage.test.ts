@@ -12,6 +12,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
 import { stackUp, stopComponent } from '../../scripts/stack/stack.js';
 import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { scrape } from '../helpers/net.js';
 import { startTestScorer } from '../helpers/scorer.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -44,10 +45,6 @@ describe('registry outage', () => {
     const before = Array.from({ length: 300 }, (_, i) => factory.good(i));
     await produce(input, before);
     const scorer = await startTestScorer({ INPUT_TOPIC: input, OUTPUT_TOPIC: output, DLQ_TOPIC: dlq, GROUP_ID: group, SCHEMA_REGISTRY_URL: scorerRegistryUrl, LAG_POLL_INTERVAL_MS: '200' });
-    const metric = async (name: string) => {
-      const text = await fetch(`http://127.0.0.1:${scorer.httpPort}/metrics`).then((r) => r.text());
-      return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
-    };
     await waitForCommittedToEnd(group, input);
 
     // Outage: records with a writer schema id the scorer has never fetched.
@@ -63,19 +60,19 @@ describe('registry outage', () => {
     );
     expect(await scorer.registry.getSingleMetricAsString('scorer_records_dead_lettered_total')).not.toMatch(/\} [1-9]/);
     // What an SRE sees while it waits: paused partitions and lag rising to the unscored backlog.
-    await waitFor('lag to show the backlog', async () => (await metric('kafka_consumergroup_lag_sum')) === during.length, 30_000, 100);
-    await waitFor('a paused partition (it resumes to retry between back-offs)', async () => (await metric('scorer_partitions_paused')) > 0, 30_000, 20);
-    expect(await metric('scorer_ready')).toBe(1); // a registry outage is not a reason to be restarted or taken out
+    await waitFor('lag to show the backlog', async () => (await scrape(scorer.httpPort, 'kafka_consumergroup_lag_sum')) === during.length, 30_000, 100);
+    await waitFor('a paused partition (it resumes to retry between back-offs)', async () => (await scrape(scorer.httpPort, 'scorer_partitions_paused')) > 0, 30_000, 20);
+    expect(await scrape(scorer.httpPort, 'scorer_ready')).toBe(1); // a registry outage is not a reason to be restarted or taken out
 
     // Back: the paused partitions resume and everything is scored.
     if (ownsRegistry) await stackUp(() => undefined);
     else await proxy.up();
     await waitForCommittedToEnd(group, input, 120_000);
-    await waitFor('lag back to 0', async () => (await metric('kafka_consumergroup_lag_sum')) === 0, 30_000, 100);
-    expect(await metric('scorer_records_scored_total')).toBe(before.length + during.length);
-    expect(await metric('scorer_records_consumed_total')).toBeGreaterThanOrEqual(before.length + during.length);
-    expect(await metric('scorer_records_dead_lettered_total')).toBe(0);
-    expect(await metric('scorer_partitions_paused')).toBe(0);
+    await waitFor('lag back to 0', async () => (await scrape(scorer.httpPort, 'kafka_consumergroup_lag_sum')) === 0, 30_000, 100);
+    expect(await scrape(scorer.httpPort, 'scorer_records_scored_total')).toBe(before.length + during.length);
+    expect(await scrape(scorer.httpPort, 'scorer_records_consumed_total')).toBeGreaterThanOrEqual(before.length + during.length);
+    expect(await scrape(scorer.httpPort, 'scorer_records_dead_lettered_total')).toBe(0);
+    expect(await scrape(scorer.httpPort, 'scorer_partitions_paused')).toBe(0);
     await scorer.stop(20_000);
     await proxy.down();
 
