@@ -32,8 +32,12 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: `prepare` needs tsc (a devDependency); no production dependency needs its
 # install script (onnxruntime-node's only downloads GPU binaries, protobufjs's only prints).
+# onnxruntime-node ships prebuilt binaries for every OS (~290 MB): keep Linux only, and fail the
+# build if the Linux binding is missing.
 RUN --mount=type=cache,target=/root/.npm,sharing=locked \
-    npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 \
+ && test -n "$(ls node_modules/onnxruntime-node/bin/napi-v*/linux/*/onnxruntime_binding.node)"
 
 # ---------------------------------------------------------------------------------------------
 # Load generator: needs tsx and the dev toolchain, so it is the build stage plus the scripts.
