@@ -3,6 +3,8 @@
  * registry basic auth and CA). kafkajs logs go through pino; kafkajs reports every retried
  * broker error at ERROR, so its ERROR becomes our warn (our own code logs real failures).
  */
+// Must come before kafkajs is loaded: fixes its read_committed filtering (see the module).
+import './kafkajs-fix.js';
 import { Agent as HttpsAgent } from 'node:https';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { Kafka, type KafkaConfig, type SASLOptions, logLevel as kafkaLogLevel } from 'kafkajs';

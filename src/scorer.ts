@@ -52,7 +52,7 @@ function readSchema(path: string, what: string): avro.Schema {
 
 export async function startScorer(config: Config, logger: Logger, { registry = new Registry() } = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
-  const checks = { model: false, registry: false, topics: false, consumer: false, shuttingDown: false };
+  const checks = { model: false, registry: false, topics: false, shuttingDown: false };
   let consume: ConsumeStage | undefined;
   let circuitOpen = false;
   const health = (): HealthState => {

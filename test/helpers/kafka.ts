@@ -2,6 +2,7 @@
  * Helpers for integration tests against the real broker: random names, topics that delete
  * themselves when the test file ends, a waitFor poller, and a reader that collects a topic.
  */
+import '../../src/kafkajs-fix.js';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
@@ -40,7 +41,8 @@ export async function createTopics(topics: { topic: string; numPartitions?: numb
     sharedAdmin = testKafka().admin();
     await sharedAdmin.connect();
     afterAll(async () => {
-      if (created.length > 0) await sharedAdmin?.deleteTopics({ topics: created.splice(0) }).catch(() => undefined);
+      // KEEP_TEST_TOPICS=1 leaves them for a post-mortem (e.g. reading them with another client).
+      if (created.length > 0 && process.env.KEEP_TEST_TOPICS !== '1') await sharedAdmin?.deleteTopics({ topics: created.splice(0) }).catch(() => undefined);
       await sharedAdmin?.disconnect();
       sharedAdmin = undefined;
     });

@@ -7,10 +7,15 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, POISON_KINDS, type OutMessage } from '../../scripts/lib/feature-events.js';
-import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import avro from 'avsc';
+import { ROOT } from '../../scripts/lib/feature-events.js';
+import { type ReadMessage, createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { scrape } from '../helpers/net.js';
 import { type ScorerProcess, spawnScorer } from '../helpers/scorer.js';
 
+const scoredType = avro.Type.forSchema(JSON.parse(readFileSync(resolve(ROOT, 'schemas/scored-event.avsc'), 'utf8')) as avro.Schema);
 const EVENTS = 24_000;
 const RATE = 1_000; // events/s: the stream lasts ~24 s, longer than three kill-and-restart cycles
 
@@ -56,6 +61,15 @@ async function expectExactlyOnce(sent: OutMessage[], output: string, dlq: string
     seen.set(k, (seen.get(k) ?? 0) + 1);
   }
   const duplicates = [...seen].filter(([, n]) => n > 1).map(([k]) => k);
+  if (duplicates.length > 0) {
+    // Say where each copy came from, so a failure can be diagnosed from the test output alone.
+    const where = (m: ReadMessage) => {
+      const scored = m.topic === output ? (scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { source: unknown; scored_time: number }) : undefined;
+      return { topic: m.topic === output ? 'output' : 'dlq', partition: m.partition, offset: m.offset, source: scored?.source ?? `${m.headers?.['dlq.source.partition']?.toString()}/${m.headers?.['dlq.source.offset']?.toString()}`, at: scored?.scored_time ?? Number(m.headers?.['dlq.failed.at']?.toString()), ts: m.timestamp };
+    };
+    const copies = [...outputs, ...dead].filter((m) => duplicates.slice(0, 3).includes(m.key?.toString() as string));
+    console.error('duplicates:', JSON.stringify(copies.map((m) => ({ key: m.key?.toString(), ...where(m) })), null, 1));
+  }
   const missing = sent.filter((m) => !seen.has(m.key)).map((m) => m.key);
   expect({ duplicates: duplicates.slice(0, 5), duplicateCount: duplicates.length }).toEqual({ duplicates: [], duplicateCount: 0 });
   expect({ missing: missing.slice(0, 5), missingCount: missing.length }).toEqual({ missing: [], missingCount: 0 });
