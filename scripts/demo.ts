@@ -73,6 +73,8 @@ import type { StackInfo } from './stack/stack.js';
  * only, after its Ctrl-C handler is in place: the launcher stays light and starts at once.
  */
 async function loadLib() {
+  // Before kafkajs loads: fixes its read_committed filtering (src/kafkajs-fix.ts).
+  await import('../src/kafkajs-fix.js');
   const [kafkajs, avsc, logger, scorer, events, produce, stack] = await Promise.all([
     import('kafkajs'),
     import('avsc'),

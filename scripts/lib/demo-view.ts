@@ -4,6 +4,7 @@
  * redrawn in place with ANSI cursor movement; elsewhere (a pipe, CI logs) it is one plain line
  * per second, so a log file reads top to bottom.
  */
+import type { ScoredEvent } from '../../src/encode.js';
 import { ErrorCodes, type ErrorCode } from '../../src/errors.js';
 
 export interface Style {
@@ -154,16 +155,7 @@ export interface ScoredSample {
   key: string;
   partition: number;
   offset: string;
-  event: {
-    entity_id: string;
-    source: { topic: string; partition: number; offset: number };
-    event_time: number;
-    scored_time: number;
-    model: { name: string; version: string };
-    score: number;
-    scores: Record<string, number>;
-    label: string | null;
-  };
+  event: ScoredEvent;
 }
 
 export interface DeadLetterSample {
