@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import '../src/kafkajs-fix.js'; // before kafkajs: see the module
-import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { EventFactory, type ModelKind, POISON_KINDS, type OutMessage } from './lib/feature-events.js';
 import { stackEnv } from './lib/stack-env.js';
 
@@ -49,7 +49,7 @@ export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> 
   await admin.disconnect();
   const registry = new SchemaRegistry({ host: o.registryUrl });
   const factory = await EventFactory.create(registry, o.topic, { model: o.model, seed: o.seed ?? Date.now() % 100000, variants: o.poison > 0 });
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const started = Date.now();
   const summary: ProduceSummary = { sent: 0, poison: 0, poisonByKind: {}, seconds: 0 };
