@@ -21,7 +21,8 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
     MODEL_PATH: resolve(ROOT, 'models/churn.onnx'),
     HTTP_PORT: '0',
     HTTP_HOST: '127.0.0.1',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    // In-process scorers share the test's stdout: only errors (TEST_LOG_LEVEL=info for more). Child processes log to files.
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
     // The broker's minimum: a killed or departed instance's partitions move on quickly.
     KAFKA_SESSION_TIMEOUT_MS: '6000',
     KAFKA_HEARTBEAT_INTERVAL_MS: '500',
