@@ -7,7 +7,7 @@ import avro from 'avsc';
 import { HEADER_BYTES } from './decode.js';
 import type { RowOutcome } from './infer.js';
 import type { Manifest } from './manifest.js';
-import type { FeatureEvent } from './vectorize.js';
+import type { EventEnvelope } from './vectorize.js';
 
 export interface Source {
   topic: string;
@@ -43,7 +43,7 @@ export class Encoder {
     this.#labels = manifest.labels;
   }
 
-  scoredEvent(event: FeatureEvent, source: Source, outcome: Extract<RowOutcome, { ok: true }>, scoredTime: number): ScoredEvent {
+  scoredEvent(event: EventEnvelope, source: Source, outcome: Extract<RowOutcome, { ok: true }>, scoredTime: number): ScoredEvent {
     const { score, scores } = outcome;
     const label = this.#threshold === undefined || this.#labels === undefined ? null : score >= this.#threshold ? this.#labels.atOrAbove : this.#labels.below;
     return {

@@ -1,6 +1,7 @@
 /**
  * Fixes kafkajs 2.2.4's read_committed filtering, which can deliver records of ABORTED
- * transactions. Import this module before anything imports `kafkajs` (src/clients.ts does).
+ * transactions, and its quadratic per-partition grouping of sent messages. Import this module
+ * before anything imports `kafkajs` (src/clients.ts does).
  *
  * kafkajs (src/consumer/filterAbortedMessages.js) assumes the broker lists a fetch's aborted
  * transactions sorted by first offset and looks only at the head of that list, marking at most
@@ -53,18 +54,41 @@ export function filterAbortedMessages({ messages, abortedTransactions }: { messa
   });
 }
 
-const require = createRequire(import.meta.url);
-const target = require.resolve('kafkajs/src/consumer/filterAbortedMessages.js');
-const dependent = require.resolve('kafkajs/src/consumer/batch.js');
-if (require.cache[dependent] !== undefined && require.cache[target]?.exports !== filterAbortedMessages) {
-  // kafkajs captured the buggy function already; running on would silently read aborted records.
-  throw new Error('kafkajs-fix must be imported before kafkajs (see src/kafkajs-fix.ts)');
+/**
+ * Second replacement, for speed: kafkajs groups a send's messages per partition by copying the
+ * partition's array for every message (O(n²); tulios/kafkajs#1576, never released). For a
+ * 5,000-record chunk that was the largest single cost on the scorer's event loop; pushing is O(n)
+ * and gives the same grouping (measured: churn 80-84k -> 95-108k events/s end to end).
+ */
+export function groupMessagesPerPartition({ topic, partitionMetadata, messages, partitioner }: { topic: string; partitionMetadata: unknown[]; messages: unknown[]; partitioner: (args: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number }): Record<number, unknown[]> {
+  if (partitionMetadata.length === 0) return {};
+  const result: Record<number, unknown[]> = {};
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message });
+    (result[partition] ??= []).push(message);
+  }
+  return result;
 }
+
+const require = createRequire(import.meta.url);
 const version = (require('kafkajs/package.json') as { version: string }).version;
 if (version !== '2.2.4') {
   throw new Error(`src/kafkajs-fix.ts patches kafkajs 2.2.4 internals, but kafkajs ${version} is installed: check whether the bug is fixed there and update or remove the patch`);
 }
-require(target);
-const cached = require.cache[target];
-if (cached === undefined) throw new Error(`kafkajs-fix: ${target} did not load`);
-cached.exports = filterAbortedMessages;
+
+/** Puts `replacement` in the module cache under kafkajs's file, before the file that captures it loads. */
+function replace(file: string, capturedBy: string, replacement: unknown): void {
+  const target = require.resolve(`kafkajs/src/${file}`);
+  const dependent = require.resolve(`kafkajs/src/${capturedBy}`);
+  if (require.cache[dependent] !== undefined && require.cache[target]?.exports !== replacement) {
+    // kafkajs captured the original already; running on would silently use it.
+    throw new Error('kafkajs-fix must be imported before kafkajs (see src/kafkajs-fix.ts)');
+  }
+  require(target);
+  const cached = require.cache[target];
+  if (cached === undefined) throw new Error(`kafkajs-fix: ${target} did not load`);
+  cached.exports = replacement;
+}
+
+replace('consumer/filterAbortedMessages.js', 'consumer/batch.js', filterAbortedMessages);
+replace('producer/groupMessagesPerPartition.js', 'producer/sendMessages.js', groupMessagesPerPartition);

@@ -13,7 +13,7 @@ import type { Encoder } from './encode.js';
 import { type ErrorCode, ScorerError, isPermanent } from './errors.js';
 import type { RowScorer } from './infer.js';
 import type { PartitionProducers } from './produce.js';
-import type { FeatureEvent, Vectorizer } from './vectorize.js';
+import type { EventEnvelope, FeatureEvent, Vectorizer } from './vectorize.js';
 
 export interface Chunk {
   topic: string;
@@ -72,14 +72,16 @@ export class Pipeline {
     // decode + vectorize into one row-major buffer; rowOf[i] = row of message i, or -1.
     const width = vectorizer.width;
     const features = new Float32Array(messages.length * width);
-    const events: (FeatureEvent | undefined)[] = new Array(messages.length);
+    // Only the envelope is kept after vectorizing: the decoded features (256 doubles for a wide
+    // event) would otherwise stay alive until the transaction commits.
+    const events: (EventEnvelope | undefined)[] = new Array(messages.length);
     const rowOf = new Int32Array(messages.length).fill(-1);
     let rows = 0;
     messages.forEach((m, i) => {
       try {
         const event = decoder.decode(m.value) as FeatureEvent;
         vectorizer.write(event, features, rows);
-        events[i] = event;
+        events[i] = { event_id: event.event_id, entity_id: event.entity_id, event_time: event.event_time };
         rowOf[i] = rows++;
       } catch (err) {
         if (!isPermanent(err)) throw err;

@@ -26,6 +26,48 @@ export interface ChunkCommit {
   nextOffset: bigint;
 }
 
+/**
+ * Most bytes and messages per sendBatch. Every output of a chunk keeps its input key, so a whole
+ * chunk can land in one output partition; kafkajs writes that as one record batch, and a batch
+ * over the broker's message.max.bytes (1 MiB by default) fails with MESSAGE_TOO_LARGE, again on
+ * every retry. Several sendBatch calls in the same transaction keep each batch small.
+ */
+const SLICE_BYTES = 512 * 1024;
+const SLICE_MESSAGES = 1_000;
+const MESSAGE_OVERHEAD_BYTES = 64;
+
+const sizeOf = (v: Message['key'] | Message['value']): number => (v === null || v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+
+/** Cuts the outputs into sendBatch-sized slices (each a topicMessages list), in order. */
+export function sendSlices(outputs: { topic: string; messages: Message[] }[]): { topic: string; messages: Message[] }[][] {
+  const slices: { topic: string; messages: Message[] }[][] = [];
+  let current: { topic: string; messages: Message[] }[] = [];
+  let bytes = 0;
+  let count = 0;
+  for (const { topic, messages } of outputs) {
+    let run: Message[] | undefined;
+    for (const m of messages) {
+      const size = sizeOf(m.key) + sizeOf(m.value) + MESSAGE_OVERHEAD_BYTES;
+      if (count > 0 && (bytes + size > SLICE_BYTES || count >= SLICE_MESSAGES)) {
+        slices.push(current);
+        current = [];
+        bytes = 0;
+        count = 0;
+        run = undefined;
+      }
+      if (run === undefined) {
+        run = [];
+        current.push({ topic, messages: run });
+      }
+      run.push(m);
+      bytes += size;
+      count += 1;
+    }
+  }
+  if (count > 0) slices.push(current);
+  return slices;
+}
+
 /** kafkajs error names meaning this producer can never be used again. */
 const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
 
@@ -129,8 +171,7 @@ export class PartitionProducers {
       throw this.#failed(partition, err, 'beginning the transaction');
     });
     try {
-      const topicMessages = outputs.filter((o) => o.messages.length > 0);
-      if (topicMessages.length > 0) await tx.sendBatch({ topicMessages });
+      for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
       await tx.sendOffsets({ consumerGroupId: this.#groupId, topics: [{ topic: this.#inputTopic, partitions: [{ partition, offset: nextOffset.toString() }] }] });
       await tx.commit();
       this.#onTransaction('committed');

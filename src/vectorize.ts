@@ -10,10 +10,14 @@ import type { Manifest } from './manifest.js';
 
 const FLOAT32_MAX = 3.4028234663852886e38;
 
-export interface FeatureEvent {
+/** What a scored event carries over from its input event. */
+export interface EventEnvelope {
   event_id: string;
   event_time: number;
   entity_id: string;
+}
+
+export interface FeatureEvent extends EventEnvelope {
   features: Record<string, unknown>;
 }
 

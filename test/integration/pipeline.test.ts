@@ -153,4 +153,26 @@ describe('scoring pipeline', () => {
     expect(metrics).toContain('code="INVALID_FEATURE"} 12');
     expect(metrics).toContain('code="INCOMPATIBLE_SCHEMA"} 6');
   });
+
+  it('commits a chunk whose outputs all go to one partition and exceed the broker message limit (sliced sends, one transaction)', async () => {
+    // Long topic names (repeated in every scored event) and one key: 6,000 scored events of
+    // ~250 bytes in one output partition, over the broker's 1 MiB max message size.
+    const pad = 'x'.repeat(60);
+    const t = { input: randomName(`big-in-${pad}`), output: randomName(`big-out-${pad}`), dlq: randomName(`big-dlq-${pad}`), group: randomName('big-group') };
+    await createTopics([
+      { topic: t.input, numPartitions: 1 },
+      { topic: t.output, numPartitions: 3 },
+      { topic: t.dlq, numPartitions: 1 },
+    ]);
+    const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 13, variants: false });
+    const inputs = Array.from({ length: 6_000 }, (_, i) => ({ ...factory.good(i), key: 'one-customer' }));
+    await produce(t.input, inputs);
+    const scorer = await startTestScorer({ INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group });
+    await waitForCommittedToEnd(t.group, t.input, 60_000);
+    await scorer.stop(20_000);
+    const outputs = await drainTopic(t.output);
+    expect(outputs).toHaveLength(inputs.length);
+    expect(new Set(outputs.map((m) => decodeScored(m.value).source.offset)).size).toBe(inputs.length);
+    expect(new Set(outputs.map((m) => m.partition)).size).toBe(1);
+  });
 });

@@ -50,3 +50,19 @@ describe('filterAbortedMessages (kafkajs read_committed fix)', () => {
     expect(require('kafkajs/src/consumer/filterAbortedMessages.js')).toBe(filterAbortedMessages);
   });
 });
+
+describe('groupMessagesPerPartition (kafkajs O(n²) grouping replaced)', () => {
+  it('groups exactly as kafkajs 2.2.4 does, in order', async () => {
+    const { groupMessagesPerPartition } = await import('../../src/kafkajs-fix.js');
+    const path = createRequire(import.meta.url).resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
+    const mod = { exports: {} as unknown };
+    new Function('require', 'module', 'exports', readFileSync(path, 'utf8'))(createRequire(path), mod, mod.exports);
+    const original = mod.exports as typeof groupMessagesPerPartition;
+    const messages = Array.from({ length: 200 }, (_, i) => ({ key: `k${i % 17}`, value: String(i) }));
+    const partitioner = ({ message }: { message: unknown }) => Number((message as { key: string }).key.slice(1)) % 5;
+    const args = { topic: 't', partitionMetadata: [{}, {}, {}, {}, {}], messages, partitioner };
+    expect(groupMessagesPerPartition(args)).toEqual(original(args));
+    expect(groupMessagesPerPartition({ ...args, partitionMetadata: [] })).toEqual({});
+    expect(createRequire(import.meta.url)('kafkajs/src/producer/groupMessagesPerPartition.js')).toBe(groupMessagesPerPartition);
+  });
+});
