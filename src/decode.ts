@@ -15,7 +15,7 @@ import { ScorerError, isBug } from './errors.js';
 export const HEADER_BYTES = 5;
 const MAGIC_BYTE = 0;
 
-type Resolution = { ok: true; resolver: avro.Resolver } | { ok: false; error: ScorerError; until?: number };
+type Resolution = { ok: true; resolver: avro.Resolver; writer: avro.Type } | { ok: false; error: ScorerError; until?: number };
 
 /** How long an id the registry did not know is believed unknown before asking again (it may be registered late). */
 const UNKNOWN_ID_RECHECK_MS = 30_000;
@@ -83,10 +83,16 @@ export class Decoder {
       return { ok: false, error: new ScorerError('UNSUPPORTED_SCHEMA_TYPE', `schema id ${id} is not an Avro schema`) };
     }
     try {
-      return { ok: true, resolver: this.#reader.createResolver(writer) };
+      return { ok: true, resolver: this.#reader.createResolver(writer), writer };
     } catch (err) {
       return { ok: false, error: new ScorerError('INCOMPATIBLE_SCHEMA', `writer schema id ${id} cannot be read as ${this.#reader.name ?? 'the reader schema'}: ${(err as Error).message}`) };
     }
+  }
+
+  /** The writer schema of an id that prepare() resolved to the reader schema; undefined for an unprepared, unknown or incompatible id. */
+  writerType(id: number): avro.Type | undefined {
+    const r = this.#resolutions.get(id);
+    return r?.ok === true ? r.writer : undefined;
   }
 
   /** Decodes one framed value to a reader-schema value, or throws a permanent ScorerError. Call prepare() first. */

@@ -11,6 +11,7 @@ import type { Decoder } from './decode.js';
 import { type DeadLetterContext, deadLetter } from './deadletter.js';
 import type { Encoder } from './encode.js';
 import { type ErrorCode, ScorerError, isPermanent } from './errors.js';
+import { type FastDecoder, buildFastDecoder } from './fast-decode.js';
 import type { RowScorer } from './infer.js';
 import type { PartitionProducers } from './produce.js';
 import type { EventEnvelope, FeatureEvent, Vectorizer } from './vectorize.js';
@@ -46,10 +47,26 @@ export interface PipelineDeps {
 export class Pipeline {
   readonly #d: PipelineDeps;
   readonly #now: () => number;
+  /** Fused decode+vectorize per resolved writer schema id; null: that schema takes the generic path. */
+  readonly #fast = new Map<number, FastDecoder | null>();
 
   constructor(deps: PipelineDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
+  }
+
+  /** The fast decoder of a framed value's writer schema, if it has one. Call after decoder.prepare(). */
+  #fastFor(value: Buffer | null): FastDecoder | null {
+    if (value === null || value.length < 5 || value[0] !== 0) return null;
+    const id = value.readInt32BE(1);
+    let fast = this.#fast.get(id);
+    if (fast === undefined) {
+      const writer = this.#d.decoder.writerType(id);
+      if (writer === undefined) return null; // unknown or incompatible: the generic decoder throws why
+      fast = buildFastDecoder(writer, this.#d.decoder.readerType, this.#d.vectorizer.features) ?? null;
+      this.#fast.set(id, fast);
+    }
+    return fast;
   }
 
   async process({ topic, partition, messages }: Chunk): Promise<ChunkResult> {
@@ -79,9 +96,14 @@ export class Pipeline {
     let rows = 0;
     messages.forEach((m, i) => {
       try {
-        const event = decoder.decode(m.value) as FeatureEvent;
-        vectorizer.write(event, features, rows);
-        events[i] = { event_id: event.event_id, entity_id: event.entity_id, event_time: event.event_time };
+        // The fast path declines (undefined) any record it cannot score; the generic path then says why.
+        let envelope = this.#fastFor(m.value)?.decode(m.value as Buffer, features, rows);
+        if (envelope === undefined) {
+          const event = decoder.decode(m.value) as FeatureEvent;
+          vectorizer.write(event, features, rows);
+          envelope = { event_id: event.event_id, entity_id: event.entity_id, event_time: event.event_time };
+        }
+        events[i] = envelope;
         rowOf[i] = rows++;
       } catch (err) {
         if (!isPermanent(err)) throw err;

@@ -25,6 +25,11 @@ export class Vectorizer {
   readonly #fields: readonly string[];
   readonly width: number;
 
+  /** The model's feature names in column order. */
+  get features(): readonly string[] {
+    return this.#fields;
+  }
+
   /** Checks once that every manifest feature exists in the reader schema's `features` record with a numeric or boolean type. */
   constructor(manifest: Manifest, readerType: avro.Type) {
     this.#fields = manifest.features;
