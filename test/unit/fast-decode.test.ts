@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Decoder, HEADER_BYTES } from '../../src/decode.js';
 import { ScorerError } from '../../src/errors.js';
 import { type FastDecoder, buildFastDecoder } from '../../src/fast-decode.js';
+import { rng } from '../../scripts/lib/feature-events.js';
 import type { Manifest } from '../../src/manifest.js';
 import { type EventEnvelope, type FeatureEvent, Vectorizer } from '../../src/vectorize.js';
 
@@ -18,17 +19,6 @@ type RecordSchema = { type: 'record'; name: string; fields: Field[] };
 const readJson = <T>(rel: string): T => JSON.parse(readFileSync(fileURLToPath(new URL(rel, import.meta.url)), 'utf8')) as T;
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
-/** mulberry32: small, seeded, good enough for test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const featuresOf = (s: RecordSchema): Field[] => (s.fields.find((f) => f.name === 'features')?.type as RecordSchema).fields;
 
@@ -144,7 +134,7 @@ function expectSame(h: Harness, value: Buffer, strict: boolean): Outcome {
 /** `n` random events of `writer` (a fraction with bad features, a fraction corrupted), compared. */
 function property(h: Harness, writer: RecordSchema, seed: number, n: number): Record<string, number> {
   const type = avro.Type.forSchema(writer as unknown as avro.Schema);
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   const tally: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
     const bad = rnd() < 0.2;
@@ -344,7 +334,7 @@ describe('fast decode: specific records', () => {
     const h = await harness(churnReader, churnManifest, writer);
     expect(h.decoder.writerType(1)).toBeDefined();
     expect(h.fast).toBeUndefined();
-    const rnd = prng(7);
+    const rnd = rng(7);
     const wt = avro.Type.forSchema(writer as unknown as avro.Schema);
     const value = framed(wt.toBuffer({ ...(randomValue(evolve(churnReader, () => undefined), rnd, false, '') as object), ...wt.random() as object, event_id: 'x' }));
     expect(h.combined(value)).toEqual(h.generic(value));
