@@ -2,6 +2,7 @@
  * The scorer end to end against the real broker and registry: scores equal onnxruntime's,
  * bad records become dead letters with their original bytes, evolved writers are scored.
  */
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
@@ -152,6 +153,27 @@ describe('scoring pipeline', () => {
     const metrics = await scorer.registry.getSingleMetricAsString('scorer_records_dead_lettered_total');
     expect(metrics).toContain('code="INVALID_FEATURE"} 12');
     expect(metrics).toContain('code="INCOMPATIBLE_SCHEMA"} 6');
+
+    // npm run replay-dlq puts chosen dead letters back, byte for byte, without the dlq.* headers.
+    const replayTopic = randomName('poison-replay');
+    await createTopics([{ topic: replayTopic, numPartitions: 1 }]);
+    const replay = spawnSync(process.execPath, ['--import', 'tsx', resolve(ROOT, 'scripts/replay-dlq.ts'), '--from', t.dlq, '--to', replayTopic, '--code', 'INVALID_FEATURE,UNKNOWN_SCHEMA_ID'], {
+      cwd: ROOT,
+      env: { ...process.env, KAFKA_BROKERS: inject('kafkaBrokers') },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(replay.status, replay.stderr).toBe(0);
+    const wanted = dead.filter((d) => ['INVALID_FEATURE', 'UNKNOWN_SCHEMA_ID'].includes(d.headers?.[DLQ_HEADERS.errorCode]?.toString() ?? ''));
+    expect(replay.stdout).toContain(`replayed ${wanted.length} dead letters`);
+    const replayed = await drainTopic(replayTopic);
+    expect(replayed.map((m) => m.key?.toString()).sort()).toEqual(wanted.map((d) => d.key?.toString()).sort());
+    for (const m of replayed) {
+      const src = inputByKey.get(m.key?.toString() as string);
+      expect(Buffer.compare(m.value as Buffer, src?.msg.value as Buffer)).toBe(0);
+      expect(Object.keys(m.headers ?? {}).filter((h) => h.startsWith('dlq.'))).toEqual([]);
+      expect(m.headers?.['trace-id']?.toString()).toBe(src?.headers?.['trace-id']);
+    }
   });
 
   it('commits a chunk whose outputs all go to one partition and exceed the broker message limit (sliced sends, one transaction)', async () => {
