@@ -96,6 +96,10 @@ MLP_ROWS = 4_000
 #: best batch size with 2 intra-op threads on the 2-core AVX-512 dev machine, where
 #: 1024 x 1024 ran ~150k rows/s and 2048 x 2048 ~48k (models/README.md).
 MLP_HIDDEN = (1792, 1792)
+
+#: Model versions (manifest, ONNX metadata, scored events, dead-letter headers): bump when a
+#: model changes. mlp 2.0.0: hidden layers widened from 1024 to 1792.
+VERSIONS = {"churn": "1.0.0", "mlp": "2.0.0"}
 MLP_EPOCHS = 4
 MLP_ARCH = " -> ".join(str(n) for n in (MLP_WIDTH, *MLP_HIDDEN, 1))
 
@@ -259,8 +263,8 @@ def export_onnx(model, width: int, name: str, doc: str) -> bytes:
     )
     onx.producer_name = "kafka-onnx-scorer/models/train.py"
     onx.producer_version = f"skl2onnx {skl2onnx.__version__}"
-    onx.model_version = 1
-    onnx.helper.set_model_props(onx, {"name": name, "version": "1.0.0"})
+    onx.model_version = int(VERSIONS[name].split(".")[0])
+    onnx.helper.set_model_props(onx, {"name": name, "version": VERSIONS[name]})
     onnx.checker.check_model(onx)
     out_names = [o.name for o in onx.graph.output]
     assert [i.name for i in onx.graph.input] == ["features"], onx.graph.input
@@ -340,7 +344,7 @@ def manifest(
     """The manifest validated by the TypeScript model loader (exactly these keys)."""
     return {
         "name": name,
-        "version": "1.0.0",
+        "version": VERSIONS[name],
         "description": description,
         "framework": FRAMEWORK,
         "input": {"name": "features", "dtype": "float32", "width": len(features)},
