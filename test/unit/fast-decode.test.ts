@@ -12,6 +12,7 @@ import { type FastDecoder, buildFastDecoder } from '../../src/fast-decode.js';
 import { rng } from '../../scripts/lib/feature-events.js';
 import type { Manifest } from '../../src/manifest.js';
 import { type EventEnvelope, type FeatureEvent, Vectorizer } from '../../src/vectorize.js';
+import { churnEvent } from '../helpers/fixtures.js';
 
 type Field = { name: string; type: unknown; default?: unknown };
 type RecordSchema = { type: 'record'; name: string; fields: Field[] };
@@ -237,29 +238,9 @@ describe('fast decode vs generic decode + vectorize (property)', () => {
 });
 
 describe('fast decode: specific records', () => {
-  const valid = {
-    event_id: 'e-1',
-    event_time: 1_700_000_000_000,
-    entity_id: 'c-1',
-    features: {
-      tenure_months: 24,
-      monthly_charges: 79.5,
-      total_charges: 1908,
-      contract_months: 12,
-      num_products: 3,
-      has_autopay: true,
-      support_tickets_90d: 2,
-      late_payments_12m: 1,
-      sessions_30d: 41,
-      avg_session_minutes: 12.25,
-      days_since_last_login: 5,
-      data_usage_gb: 7.75,
-      discount_pct: 10,
-      nps_score: 8,
-    },
-  };
+  const valid = churnEvent();
   const type = avro.Type.forSchema(churnReader as unknown as avro.Schema);
-  const body = (features: Record<string, unknown> = {}): Buffer => type.toBuffer({ ...valid, features: { ...valid.features, ...features } });
+  const body = (features: Record<string, unknown> = {}): Buffer => type.toBuffer(churnEvent(features));
 
   it('writes the row in manifest order and keeps the envelope', async () => {
     const h = await harness(churnReader, churnManifest, churnReader);

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ScorerError } from '../../src/errors.js';
 import { loadModel, manifestPathFor, validateManifest } from '../../src/manifest.js';
+import { thrown } from '../helpers/fixtures.js';
 
 const repoFile = (rel: string): string => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
 const MODELS = repoFile('models');
@@ -16,16 +16,6 @@ const readJson = (path: string): Record<string, unknown> => JSON.parse(readFileS
 /** A fresh deep copy of the churn manifest to break one field of. */
 const churn = (): Record<string, unknown> => readJson(CHURN_MANIFEST);
 
-/** Runs fn and returns the ScorerError it throws (failing the test if it throws anything else or nothing). */
-function thrown(fn: () => unknown): ScorerError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScorerError);
-    return err as ScorerError;
-  }
-  throw new Error('expected a ScorerError, nothing was thrown');
-}
 
 describe('validateManifest', () => {
   it('accepts models/churn.manifest.json', () => {

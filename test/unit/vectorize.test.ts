@@ -3,51 +3,19 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
-import { ScorerError } from '../../src/errors.js';
 import type { Manifest } from '../../src/manifest.js';
 import { Vectorizer } from '../../src/vectorize.js';
 import type { FeatureEvent } from '../../src/vectorize.js';
+import { CHURN_FEATURES, churnEvent, thrown } from '../helpers/fixtures.js';
 
 const readJson = <T>(rel: string): T => JSON.parse(readFileSync(fileURLToPath(new URL(rel, import.meta.url)), 'utf8')) as T;
 const manifest = readJson<Manifest>('../../models/churn.manifest.json');
 const schema = readJson<avro.schema.RecordType>('../../schemas/feature-event.avsc');
 const readerType = avro.Type.forSchema(schema);
 
-/** Distinct values per column, so a column written to the wrong slot shows. */
-const FEATURES: Record<string, number | boolean> = {
-  tenure_months: 24,
-  monthly_charges: 79.5,
-  total_charges: 1908,
-  contract_months: 12,
-  num_products: 3,
-  has_autopay: true,
-  support_tickets_90d: 2,
-  late_payments_12m: 1,
-  sessions_30d: 41,
-  avg_session_minutes: 12.25,
-  days_since_last_login: 5,
-  data_usage_gb: 7.75,
-  discount_pct: 10,
-  nps_score: 8,
-};
 const ROW = [24, 79.5, 1908, 12, 3, 1, 2, 1, 41, 12.25, 5, 7.75, 10, 8];
 
-const event = (features: Record<string, unknown> = {}): FeatureEvent => ({
-  event_id: 'e-1',
-  event_time: 1_700_000_000_000,
-  entity_id: 'c-1',
-  features: { ...FEATURES, ...features },
-});
 
-function invalid(fn: () => void): ScorerError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScorerError);
-    return err as ScorerError;
-  }
-  throw new Error('expected a ScorerError, nothing was thrown');
-}
 
 /** The reader schema with the features record edited by `edit`. */
 function schemaWith(edit: (fields: { name: string; type: unknown; default?: unknown }[]) => void): avro.Type {
@@ -67,31 +35,31 @@ describe('Vectorizer', () => {
 
   it('writes the 14 features in manifest order, booleans as 1/0', () => {
     const out = new Float32Array(14);
-    v.write(event(), out, 0);
+    v.write(churnEvent(), out, 0);
     expect(Array.from(out)).toEqual(ROW);
-    v.write(event({ has_autopay: false }), out, 0);
+    v.write(churnEvent({ has_autopay: false }), out, 0);
     expect(out[5]).toBe(0);
   });
 
   it('follows the manifest order, not the order of the event object', () => {
-    const reversed = Object.fromEntries(Object.entries(FEATURES).reverse());
+    const reversed = Object.fromEntries(Object.entries(CHURN_FEATURES).reverse());
     const out = new Float32Array(14);
-    v.write({ ...event(), features: reversed }, out, 0);
+    v.write({ ...churnEvent(), features: reversed }, out, 0);
     expect(Array.from(out)).toEqual(ROW);
   });
 
   it('writes row r at offset r * width and leaves the other rows alone', () => {
     const out = new Float32Array(3 * 14).fill(-7);
-    v.write(event(), out, 2);
+    v.write(churnEvent(), out, 2);
     expect(Array.from(out.subarray(0, 28))).toEqual(new Array(28).fill(-7));
     expect(Array.from(out.subarray(28, 42))).toEqual(ROW);
-    v.write(event({ tenure_months: 99 }), out, 1);
+    v.write(churnEvent({ tenure_months: 99 }), out, 1);
     expect(out[14]).toBe(99);
     expect(Array.from(out.subarray(28, 42))).toEqual(ROW);
   });
 
   it('writes a value decoded with the reader schema', () => {
-    const decoded = readerType.fromBuffer(readerType.toBuffer(event())) as FeatureEvent;
+    const decoded = readerType.fromBuffer(readerType.toBuffer(churnEvent())) as FeatureEvent;
     const out = new Float32Array(14);
     v.write(decoded, out, 0);
     expect(Array.from(out)).toEqual(ROW);
@@ -99,19 +67,19 @@ describe('Vectorizer', () => {
 
   it('ignores fields the model does not read', () => {
     const out = new Float32Array(14);
-    v.write(event({ shoe_size: 'large' }), out, 0);
+    v.write(churnEvent({ shoe_size: 'large' }), out, 0);
     expect(Array.from(out)).toEqual(ROW);
   });
 
   it('stores float32, rounding values float32 cannot hold exactly', () => {
     const out = new Float32Array(14);
-    v.write(event({ monthly_charges: 0.1 }), out, 0);
+    v.write(churnEvent({ monthly_charges: 0.1 }), out, 0);
     expect(out[1]).toBe(Math.fround(0.1));
   });
 
   it('accepts zero, negatives and the float32 extremes', () => {
     const out = new Float32Array(14);
-    v.write(event({ tenure_months: 0, monthly_charges: -3.5, total_charges: 3.4028234663852886e38, data_usage_gb: -3.4028234663852886e38 }), out, 0);
+    v.write(churnEvent({ tenure_months: 0, monthly_charges: -3.5, total_charges: 3.4028234663852886e38, data_usage_gb: -3.4028234663852886e38 }), out, 0);
     expect(out[0]).toBe(0);
     expect(out[1]).toBe(-3.5);
     expect(out[2]).toBe(3.4028234663852886e38);
@@ -131,9 +99,9 @@ describe('Vectorizer', () => {
   ];
 
   it.each(bad)('rejects %s (%s) with INVALID_FEATURE naming the field', (_what, field, value, message) => {
-    const features = { ...FEATURES, [field]: value };
+    const features = { ...CHURN_FEATURES, [field]: value };
     if (value === undefined) delete features[field];
-    const err = invalid(() => v.write({ ...event(), features }, new Float32Array(14), 0));
+    const err = thrown(() => v.write({ ...churnEvent(), features }, new Float32Array(14), 0));
     expect(err.code).toBe('INVALID_FEATURE');
     expect(err.kind).toBe('permanent');
     expect(err.stage).toBe('vectorize');
@@ -141,12 +109,12 @@ describe('Vectorizer', () => {
   });
 
   it('names the first bad field in manifest order', () => {
-    const err = invalid(() => v.write(event({ nps_score: null, tenure_months: Number.NaN }), new Float32Array(14), 0));
+    const err = thrown(() => v.write(churnEvent({ nps_score: null, tenure_months: Number.NaN }), new Float32Array(14), 0));
     expect(err.message).toBe('features.tenure_months is NaN');
   });
 
   it('rejects a feature that is present as undefined like a missing one', () => {
-    const err = invalid(() => v.write(event({ sessions_30d: undefined }), new Float32Array(14), 0));
+    const err = thrown(() => v.write(churnEvent({ sessions_30d: undefined }), new Float32Array(14), 0));
     expect(err.message).toBe('features.sessions_30d is missing');
   });
 });
@@ -165,7 +133,7 @@ describe('Vectorizer constructor', () => {
 
   it('rejects a manifest naming a field the schema does not have (CONFIG_INVALID)', () => {
     const m: Manifest = { ...manifest, features: [...manifest.features.slice(0, 13), 'lifetime_value'] };
-    const err = invalid(() => new Vectorizer(m, readerType));
+    const err = thrown(() => new Vectorizer(m, readerType));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toBe('MODEL_PATH: model churn reads features.lifetime_value, which the reader schema does not have');
   });
@@ -182,14 +150,14 @@ describe('Vectorizer constructor', () => {
       if (f === undefined) throw new Error('fixture: no contract_months');
       f.type = fieldType;
     });
-    const err = invalid(() => new Vectorizer(manifest, type));
+    const err = thrown(() => new Vectorizer(manifest, type));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toMatch(/^MODEL_PATH: features\.contract_months has type .*; only numbers and booleans can be model inputs$/);
   });
 
   it("rejects a reader schema without a 'features' record", () => {
     const type = avro.Type.forSchema({ type: 'record', name: 'Other', fields: [{ name: 'event_id', type: 'string' }] });
-    const err = invalid(() => new Vectorizer(manifest, type));
+    const err = thrown(() => new Vectorizer(manifest, type));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toMatch(/no 'features' record/);
   });

@@ -1,0 +1,41 @@
+/** Small shared fixtures for unit tests: a valid churn event and a catcher for ScorerErrors. */
+import { expect } from 'vitest';
+import { ScorerError } from '../../src/errors.js';
+import type { FeatureEvent } from '../../src/vectorize.js';
+
+/** A valid churn feature record with distinct values per column, so a column written to the wrong slot shows. */
+export const CHURN_FEATURES: Record<string, number | boolean> = {
+  tenure_months: 24,
+  monthly_charges: 79.5,
+  total_charges: 1908,
+  contract_months: 12,
+  num_products: 3,
+  has_autopay: true,
+  support_tickets_90d: 2,
+  late_payments_12m: 1,
+  sessions_30d: 41,
+  avg_session_minutes: 12.25,
+  days_since_last_login: 5,
+  data_usage_gb: 7.75,
+  discount_pct: 10,
+  nps_score: 8,
+};
+
+/** A valid churn event; `features` overrides single fields. */
+export const churnEvent = (features: Record<string, unknown> = {}): FeatureEvent => ({
+  event_id: 'e-1',
+  event_time: 1_700_000_000_000,
+  entity_id: 'c-1',
+  features: { ...CHURN_FEATURES, ...features },
+});
+
+/** Runs fn and returns the ScorerError it throws (failing the test if it throws anything else or nothing). */
+export function thrown(fn: () => unknown): ScorerError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScorerError);
+    return err as ScorerError;
+  }
+  throw new Error('expected a ScorerError, nothing was thrown');
+}
