@@ -9,10 +9,10 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { createRowScorer } from '../src/infer.js';
-import type { RowScorerOptions } from '../src/infer.js';
-import { loadModel } from '../src/manifest.js';
-import type { LoadedModel } from '../src/manifest.js';
+import { createRowScorer } from '../src/stages/infer/infer.js';
+import type { RowScorerOptions } from '../src/stages/infer/infer.js';
+import { loadModel } from '../src/model/manifest.js';
+import type { LoadedModel } from '../src/model/manifest.js';
 
 const { values } = parseArgs({
   options: {

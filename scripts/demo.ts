@@ -43,9 +43,9 @@ import { format, parseArgs } from 'node:util';
 import type avro from 'avsc';
 import type { Admin, Kafka, logCreator } from 'kafkajs';
 import { type Config, loadConfig } from '../src/config.js';
-import { DLQ_HEADERS } from '../src/deadletter.js';
+import { DLQ_HEADERS } from '../src/stages/deadletter.js';
 import { ScorerError, describe } from '../src/errors.js';
-import type { RunningScorer } from '../src/scorer.js';
+import type { RunningScorer } from '../src/app.js';
 import {
   type DeadLetterSample,
   type HistogramView,
@@ -74,12 +74,12 @@ import type { StackInfo } from './stack/stack.js';
  */
 async function loadLib() {
   // Before kafkajs loads: fixes its read_committed filtering (src/kafkajs-fix.ts).
-  await import('../src/kafkajs-fix.js');
+  await import('../src/kafka/kafkajs-fix.js');
   const [kafkajs, avsc, logger, scorer, events, produce, stack] = await Promise.all([
     import('kafkajs'),
     import('avsc'),
-    import('../src/logger.js'),
-    import('../src/scorer.js'),
+    import('../src/ops/logger.js'),
+    import('../src/app.js'),
     import('./lib/feature-events.js'),
     import('./produce.js'),
     import('./stack/stack.js'),

@@ -4,7 +4,7 @@
  * redrawn in place with ANSI cursor movement; elsewhere (a pipe, CI logs) it is one plain line
  * per second, so a log file reads top to bottom.
  */
-import type { ScoredEvent } from '../../src/encode.js';
+import type { ScoredEvent } from '../../src/stages/encode.js';
 import { ErrorCodes, type ErrorCode } from '../../src/errors.js';
 
 export interface Style {

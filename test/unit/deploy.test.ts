@@ -13,9 +13,9 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_KEYS, DEFAULTS, loadConfig } from '../../src/config.js';
-import { startHttpServer, type HealthState, type HttpServer } from '../../src/http.js';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
+import { startHttpServer, type HealthState, type HttpServer } from '../../src/ops/http.js';
+import { createLogger } from '../../src/ops/logger.js';
+import { createMetrics } from '../../src/ops/metrics.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const at = (...p: string[]): string => resolve(ROOT, ...p);
