@@ -5,11 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import type avro from 'avsc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { createKafka, createSchemaRegistry } from './kafka/clients.js';
+import { registerOutputSchema } from './kafka/registry.js';
 import type { Config } from './config.js';
 import { ConsumeStage } from './stages/consume.js';
 import { Decoder } from './stages/decode/decoder.js';
@@ -23,7 +23,6 @@ import { type LoadedModel, loadModel } from './model/manifest.js';
 import { type Metrics, createMetrics } from './ops/metrics.js';
 import { Pipeline } from './stages/chunk.js';
 import { PartitionProducers } from './stages/produce.js';
-import { retry } from './retry.js';
 import { ensureTopics } from './kafka/topics.js';
 import { Vectorizer } from './stages/vectorize.js';
 import { PACKAGE_ROOT, SCORER_VERSION } from './version.js';
@@ -97,14 +96,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     // registry: the output schema, registered under the topic-name strategy subject.
     const schemaRegistry = createSchemaRegistry(config);
     const outputSchema = readSchema(resolve(PACKAGE_ROOT, 'schemas/scored-event.avsc'), 'output');
-    const subject = `${config.topics.output}-value`;
-    const { id: outputSchemaId } = await retry(() => schemaRegistry.register({ type: SchemaType.AVRO, schema: JSON.stringify(outputSchema) }, { subject }), {
-      attempts: 8,
-      initialDelayMs: 250,
-      maxDelayMs: 5_000,
-      shouldRetry: (err) => (err as { status?: number }).status === undefined || (err as { status: number }).status >= 500 || (err as { status: number }).status === 400,
-      onRetry: (err, attempt) => logger.warn({ attempt, err: String(err) }, 'registering the output schema failed; retrying'),
-    });
+    const { subject, schemaId: outputSchemaId } = await registerOutputSchema(schemaRegistry, config.topics.output, outputSchema, logger);
     checks.registry = true;
     logger.info({ subject, schemaId: outputSchemaId }, 'output schema registered');
 
