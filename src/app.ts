@@ -8,8 +8,8 @@ import { isAbsolute, resolve } from 'node:path';
 import type avro from 'avsc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { createKafka, createSchemaRegistry } from './kafka/clients.js';
-import { registerOutputSchema } from './kafka/registry.js';
+import { createKafka, createRegistryRest, createSchemaRegistry } from './kafka/clients.js';
+import { prepareOutputSchema } from './kafka/registry.js';
 import type { Config } from './config.js';
 import { ConsumeStage } from './stages/consume.js';
 import { Decoder } from './stages/decode/decoder.js';
@@ -93,12 +93,17 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     checks.model = true;
     logger.info({ model: model.manifest.name, version: model.manifest.version, sha256: model.sha256, mode: config.infer.mode }, 'model loaded and warmed up');
 
-    // registry: the output schema, registered under the topic-name strategy subject.
+    // registry: the output schema, registered under the topic-name strategy subject (or the id configured for it), read back.
     const schemaRegistry = createSchemaRegistry(config);
     const outputSchema = readSchema(resolve(PACKAGE_ROOT, 'schemas/scored-event.avsc'), 'output');
-    const { subject, schemaId: outputSchemaId } = await registerOutputSchema(schemaRegistry, config.topics.output, outputSchema, logger);
+    const { subject, schemaId: outputSchemaId, source } = await prepareOutputSchema(createRegistryRest(config), {
+      outputTopic: config.topics.output,
+      schema: outputSchema,
+      ...(config.registry.outputSchemaId !== undefined && { schemaId: config.registry.outputSchemaId }),
+      logger,
+    });
     checks.registry = true;
-    logger.info({ subject, schemaId: outputSchemaId }, 'output schema registered');
+    logger.info({ subject, schemaId: outputSchemaId, source }, source === 'registered' ? 'output schema registered' : 'output schema id checked');
 
     // kafka: topics, producers, consumer.
     const kafka = createKafka(config, stageLogger(logger, 'kafka'));

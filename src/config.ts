@@ -64,7 +64,8 @@ export interface Config {
     sasl?: { mechanism: SaslMechanism; username: string; password: string };
   };
   topics: { input: string; output: string; dlq: string; partitions: number; replicationFactor: number };
-  registry: { url: string; auth?: { username: string; password: string }; ca?: PemFile };
+  /** outputSchemaId: an id registered for the scorer's output schema; when set the scorer checks it instead of registering. */
+  registry: { url: string; auth?: { username: string; password: string }; ca?: PemFile; outputSchemaId?: number };
   model: { path: string };
   batch: { maxSize: number; maxDelayMs: number; idleDispatch: boolean };
   infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean };
@@ -209,6 +210,8 @@ const SCHEMA = {
   SCHEMA_REGISTRY_USERNAME: optional(text),
   SCHEMA_REGISTRY_PASSWORD: optional(text, true),
   SCHEMA_REGISTRY_CA_FILE: optional(pemFile),
+  // Ids are the 4-byte signed int of the Confluent wire format; registries start them at 1.
+  OUTPUT_SCHEMA_ID: optional(int(1, MAX_INT32)),
 };
 type Key = keyof typeof SCHEMA;
 type ValueOf<E> = E extends Entry<infer T, infer K> ? (K extends 'optional' ? T | undefined : T) : never;
@@ -353,7 +356,7 @@ function build(v: Values): Config {
       ...(sasl && { sasl }),
     },
     topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
-    registry: { url: v.SCHEMA_REGISTRY_URL, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }) },
+    registry: { url: v.SCHEMA_REGISTRY_URL, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }), ...(v.OUTPUT_SCHEMA_ID !== undefined && { outputSchemaId: v.OUTPUT_SCHEMA_ID }) },
     model: { path: v.MODEL_PATH },
     batch: { maxSize: v.BATCH_MAX_SIZE, maxDelayMs: v.BATCH_MAX_DELAY_MS, idleDispatch: v.BATCH_IDLE_DISPATCH },
     infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING },
@@ -382,6 +385,7 @@ export function redactedConfig(c: Config): Record<string, unknown> {
       url: maskUrl(c.registry.url),
       auth: c.registry.auth && { username: c.registry.auth.username, password: REDACTED },
       ca: pem(c.registry.ca),
+      outputSchemaId: c.registry.outputSchemaId,
     },
   };
 }

@@ -29,6 +29,7 @@ export const ErrorCodes = {
   MODEL_UNAVAILABLE: { kind: 'fatal', stage: 'infer', doc: 'the model cannot be loaded or its inference worker died' },
   BATCH_INFERENCE_FAILED: { kind: 'fatal', stage: 'infer', doc: 'whole batches fail repeatedly: the model, not a record, is broken' },
   CONFIG_INVALID: { kind: 'fatal', stage: 'config', doc: 'a configuration value is missing or invalid' },
+  REGISTRY_REJECTED: { kind: 'fatal', stage: 'config', doc: 'the schema registry refused a request (4xx: incompatible schema, unauthorised, forbidden, an id or subject the configuration names is not there): a setting or the registry must change' },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -10,6 +10,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { Kafka, type KafkaConfig, type SASLOptions, logLevel as kafkaLogLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { RegistryRest } from './registry.js';
 
 // kafkajs warns about its v2 partitioner change on every producer; we set keys, not partitions.
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -60,4 +61,10 @@ export function createSchemaRegistry(config: Config): SchemaRegistry {
     // The client retries 5xx itself; our decode stage adds its own timeout and retry on top.
     retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 2 },
   });
+}
+
+/** Plain REST calls to the registry (registration, checks), with the same credentials and CA as the client. */
+export function createRegistryRest(config: Config): RegistryRest {
+  const { registry } = config;
+  return new RegistryRest({ url: registry.url, ...(registry.auth && { auth: registry.auth }), ...(registry.ca && { ca: registry.ca.pem }) });
 }

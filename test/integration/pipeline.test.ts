@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import avro from 'avsc';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, inject, it } from 'vitest';
@@ -59,7 +59,7 @@ describe('scoring pipeline', () => {
       { topic: t.output, numPartitions: 6 },
       { topic: t.dlq, numPartitions: 1 },
     ]);
-    const registry = new SchemaRegistry({ host: inject('schemaRegistryUrl') });
+    const registry = new RegistryRest({ url: inject('schemaRegistryUrl') });
     const factory = await EventFactory.create(registry, t.input, { seed: 7, variants: false });
     const inputs = Array.from({ length: 3000 }, (_, i) => factory.good(i));
     await produce(t.input, inputs);
@@ -105,7 +105,7 @@ describe('scoring pipeline', () => {
       { topic: t.output, numPartitions: 2 },
       { topic: t.dlq, numPartitions: 2 },
     ]);
-    const registry = new SchemaRegistry({ host: inject('schemaRegistryUrl') });
+    const registry = new RegistryRest({ url: inject('schemaRegistryUrl') });
     const factory = await EventFactory.create(registry, t.input, { seed: 11 });
     const inputs: { msg: OutMessage; kind: string; partition: number; headers?: Record<string, string> }[] = [];
     let i = 0;
@@ -186,7 +186,7 @@ describe('scoring pipeline', () => {
       { topic: t.output, numPartitions: 3 },
       { topic: t.dlq, numPartitions: 1 },
     ]);
-    const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 13, variants: false });
+    const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 13, variants: false });
     const inputs = Array.from({ length: 6_000 }, (_, i) => ({ ...factory.good(i), key: 'one-customer' }));
     await produce(t.input, inputs);
     const scorer = await startTestScorer({ INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group });

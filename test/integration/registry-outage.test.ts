@@ -7,7 +7,7 @@
  * H2 on disk). With a stack this run does not own (KAFKA_BROKERS/SCHEMA_REGISTRY_URL given, or
  * containers), the scorer reaches the registry through a loopback TCP proxy that is cut instead.
  */
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
 import { stackUp, stopComponent } from '../../scripts/stack/stack.js';
@@ -41,7 +41,7 @@ describe('registry outage', () => {
     const scorerRegistryUrl = ownsRegistry ? registryUrl.href : `${registryUrl.protocol}//127.0.0.1:${proxy.port}${registryUrl.pathname}`;
 
     // All writer schemas are registered while the registry is up; the scorer learns ids lazily.
-    const factory = await EventFactory.create(new SchemaRegistry({ host: registryUrl.href }), input, { seed: 5 });
+    const factory = await EventFactory.create(new RegistryRest({ url: registryUrl.href }), input, { seed: 5 });
     const before = Array.from({ length: 300 }, (_, i) => factory.good(i));
     await produce(input, before);
     const scorer = await startTestScorer({ INPUT_TOPIC: input, OUTPUT_TOPIC: output, DLQ_TOPIC: dlq, GROUP_ID: group, SCHEMA_REGISTRY_URL: scorerRegistryUrl, LAG_POLL_INTERVAL_MS: '200' });

@@ -79,6 +79,10 @@ describe('loadConfig', () => {
     expect(c.http.port).toBe(0);
   });
 
+  it('takes OUTPUT_SCHEMA_ID as the output schema id to check instead of registering', () => {
+    expect(loadConfig(base({ OUTPUT_SCHEMA_ID: '42' })).registry).toEqual({ url: 'http://localhost:8081', outputSchemaId: 42 });
+  });
+
   it.each([
     ['1', true], ['0', false], ['true', true], ['FALSE', false], ['yes', true], ['no', false],
   ])('reads the boolean %s as %s', (text, value) => {
@@ -110,6 +114,8 @@ describe('loadConfig', () => {
     ['MODEL_PATH', join(dir, 'missing.onnx'), `MODEL_PATH: expected an existing .onnx file, got '${join(dir, 'missing.onnx')}'`],
     ['MODEL_PATH', CA, `MODEL_PATH: expected an existing .onnx file, got '${CA}'`],
     ['KAFKA_SSL_CA_FILE', join(dir, 'nope.pem'), `KAFKA_SSL_CA_FILE: expected an existing readable file, got '${join(dir, 'nope.pem')}'`],
+    ['OUTPUT_SCHEMA_ID', '0', "OUTPUT_SCHEMA_ID: expected an integer from 1 to 2147483647, got '0'"],
+    ['OUTPUT_SCHEMA_ID', 'latest', "OUTPUT_SCHEMA_ID: expected an integer from 1 to 2147483647, got 'latest'"],
   ])('rejects %s=%j', (key, value, message) => {
     expect(problems(base({ [key]: value }))).toEqual([message]);
   });
@@ -269,6 +275,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(48) // 6 required + 30 with defaults + 11 security + CONFIG_FILE;
+    expect(CONFIG_KEYS).toHaveLength(49) // 6 required + 30 with defaults + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE;
   });
 });

@@ -11,6 +11,7 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { ScorerError, isBug } from '../../errors.js';
+import { classifyRegistryError, registryStatusOf as statusOf } from '../../kafka/registry.js';
 
 export const HEADER_BYTES = 5;
 const MAGIC_BYTE = 0;
@@ -27,12 +28,6 @@ export function schemaIdOf(value: Buffer | null): number {
   }
   if (value[0] !== MAGIC_BYTE) throw new ScorerError('BAD_MAGIC_BYTE', `first byte is ${value[0]}, expected 0 (Confluent wire format)`);
   return value.readInt32BE(1);
-}
-
-/** HTTP status of an error from the registry client (mappersmith reports network errors as 400 with the socket error's message). */
-function statusOf(err: unknown): number | undefined {
-  const status = (err as { status?: unknown }).status;
-  return typeof status === 'number' ? status : undefined;
 }
 
 export class Decoder {
@@ -76,6 +71,10 @@ export class Decoder {
       // The client throws for schema types it cannot build (JSON/PROTOBUF without a helper) as plain Errors.
       if (status === undefined && /schema ?type|not supported|unsupported/i.test(String((err as Error).message))) {
         return { ok: false, error: new ScorerError('UNSUPPORTED_SCHEMA_TYPE', `schema id ${id}: ${(err as Error).message}`) };
+      }
+      // Any other 4xx (401, 403, ...) is no record's fault: never a dead letter; the partition pauses and retries, saying why.
+      if (status !== undefined && classifyRegistryError(err) === 'permanent') {
+        throw new ScorerError('REGISTRY_REJECTED', `the schema registry refused reading schema id ${id} (${(err as Error).message}); check the SCHEMA_REGISTRY_* settings`, { cause: err });
       }
       throw new ScorerError('REGISTRY_UNAVAILABLE', `fetching schema id ${id} failed${status ? ` (HTTP ${status})` : ''}`, { cause: err });
     }
