@@ -29,8 +29,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   const logger = createLogger(config.logLevel);
   logger.info({ config: redactedConfig(config), version: SCORER_VERSION }, 'starting');
   const scorer = await startScorer(config, logger).catch(async (err: unknown) => {
-    // Our own errors carry a message that names the setting or subject and what to do: make it the log line.
-    if (err instanceof ScorerError) logger.fatal({ code: err.code, err: err.cause }, err.message);
+    // Our own errors carry a message that names the setting or subject and what to do: make it the log line (no stack: not a bug).
+    if (err instanceof ScorerError) logger.fatal({ code: err.code, ...(err.cause instanceof Error && { cause: err.cause.message }) }, err.message);
     else logger.fatal({ err }, 'start-up failed');
     await flushLogger(logger);
     return err instanceof ScorerError && err.code === 'CONFIG_INVALID' ? EXIT.config : EXIT.crash;

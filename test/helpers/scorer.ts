@@ -74,3 +74,24 @@ export async function spawnScorer(name: string, overrides: Record<string, string
   if (state === 'exited') throw new Error(`scorer ${name} exited during start-up (see .stack/logs/test-${name}.log)`);
   return { child, port, exited };
 }
+
+/** Runs the scorer as its own process until it exits by itself (a start-up failure); its log also goes to .stack/logs/test-<name>.log. */
+export async function runScorerToExit(name: string, overrides: Record<string, string>, timeoutMs = 90_000): Promise<{ code: number | null; log: string; ms: number }> {
+  const env = { ...process.env, ...scorerEnv({ ...overrides, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
+  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
+  const file = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      file.write(chunk);
+    });
+  }
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+  clearTimeout(timer);
+  file.end();
+  return { code, log, ms: Date.now() - started };
+}
