@@ -55,7 +55,7 @@ describe('loadConfig', () => {
     expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', partitions: 6, replicationFactor: 1 });
     expect(c.registry).toEqual({ url: 'http://localhost:8081', timeoutMs: FIXED.REGISTRY_TIMEOUT_MS });
     expect(c.batch).toEqual({ maxSize: 512, maxDelayMs: 10, idleDispatch: true });
-    expect(c.infer).toEqual({ mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false });
+    expect(c.infer).toEqual({ mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS });
     expect(c.backpressure).toEqual({ maxInFlightRows: 50_000, resumeInFlightRows: 25_000 });
     expect(c.circuit).toEqual({ failureThreshold: 5, cooldownMs: 30_000 });
     expect(c.http).toEqual({ port: 8080, host: '0.0.0.0' });
