@@ -35,6 +35,14 @@ export interface ScoredEventEncoder {
   encode(value: ScoredEvent): Buffer;
 }
 
+export interface EncoderOptions {
+  /** The output schema (schemas/scored-event.avsc) and the id it was registered under. */
+  schema: avro.Schema;
+  schemaId: number;
+  /** The model whose scores are encoded: name, version, threshold and labels. */
+  manifest: Manifest;
+}
+
 export class Encoder implements ScoredEventEncoder {
   readonly #type: avro.Type;
   readonly #header: Buffer;
@@ -42,7 +50,7 @@ export class Encoder implements ScoredEventEncoder {
   readonly #threshold: number | undefined;
   readonly #labels: { below: string; atOrAbove: string } | undefined;
 
-  constructor({ schema, schemaId, manifest }: { schema: avro.Schema; schemaId: number; manifest: Manifest }) {
+  constructor({ schema, schemaId, manifest }: EncoderOptions) {
     this.#type = avro.Type.forSchema(schema);
     this.#header = header(schemaId);
     this.#model = { name: manifest.name, version: manifest.version };

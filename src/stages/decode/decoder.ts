@@ -23,13 +23,21 @@ function statusOf(err: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
+export interface DecoderOptions {
+  registry: SchemaRegistry;
+  /** Our reader schema: every writer schema is resolved to it. */
+  readerSchema: avro.Schema;
+  /** How long to wait for the registry per schema id, ms. */
+  registryTimeoutMs: number;
+}
+
 export class Decoder {
   readonly #registry: SchemaRegistry;
   readonly #reader: avro.Type;
   readonly #resolutions = new Map<number, Resolution>();
   readonly #registryTimeoutMs: number;
 
-  constructor({ registry, readerSchema, registryTimeoutMs }: { registry: SchemaRegistry; readerSchema: avro.Schema; registryTimeoutMs: number }) {
+  constructor({ registry, readerSchema, registryTimeoutMs }: DecoderOptions) {
     this.#registry = registry;
     this.#reader = avro.Type.forSchema(readerSchema);
     this.#registryTimeoutMs = registryTimeoutMs;

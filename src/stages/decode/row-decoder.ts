@@ -9,12 +9,10 @@
  *     the fast path declines a record or a schema, and names the error.
  * Only `prepare` is async (writer schemas from the registry); per record everything is synchronous.
  */
-import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import type avro from 'avsc';
 import { type ScorerError, isPermanent } from '../../errors.js';
 import type { Manifest } from '../../model/manifest.js';
 import { type EventEnvelope, type FeatureEvent, Vectorizer } from '../vectorize.js';
-import { Decoder } from './decoder.js';
+import { Decoder, type DecoderOptions } from './decoder.js';
 import { type FastDecoder, buildFastDecoder } from './fast.js';
 import { peekSchemaId } from './wire.js';
 
@@ -44,13 +42,9 @@ export interface ChunkDecoder {
   decodeChunk(values: readonly (Buffer | null)[]): Promise<DecodedChunk>;
 }
 
-export interface RowDecoderOptions {
-  registry: SchemaRegistry;
-  /** Our reader schema (the model's input event). */
-  readerSchema: avro.Schema;
+export interface RowDecoderOptions extends DecoderOptions {
+  /** The model: which features, in which column order. */
   manifest: Manifest;
-  /** How long to wait for the registry per schema id, ms. */
-  registryTimeoutMs: number;
 }
 
 export class RowDecoder implements ChunkDecoder {
@@ -60,8 +54,8 @@ export class RowDecoder implements ChunkDecoder {
   readonly #fast = new Map<number, FastDecoder | null>();
   readonly width: number;
 
-  constructor({ registry, readerSchema, manifest, registryTimeoutMs }: RowDecoderOptions) {
-    this.#decoder = new Decoder({ registry, readerSchema, registryTimeoutMs });
+  constructor({ manifest, ...decoder }: RowDecoderOptions) {
+    this.#decoder = new Decoder(decoder);
     this.#vectorizer = new Vectorizer(manifest, this.#decoder.readerType);
     this.width = this.#vectorizer.width;
   }
