@@ -44,6 +44,19 @@ export const DEFAULTS = {
   KAFKA_SSL_REJECT_UNAUTHORIZED: true,
 } as const;
 
+/**
+ * Settings that are not variables, fixed by design, kept beside the defaults so every number the
+ * stages run with has one home (build() copies them into Config).
+ */
+export const FIXED = {
+  CHUNK_MAX_RECORDS: 5_000, // records per transaction at most (a larger fetched batch is committed in several)
+  PARTITION_RETRY: { initialDelayMs: 200, maxDelayMs: 10_000 }, // ms, backoff of a partition paused after a transient failure
+  PRODUCER_RETRY: { initialRetryTime: 20, retries: 8, maxRetryTime: 2_000 }, // ms; short: CONCURRENT_TRANSACTIONS clears in ms
+  REGISTRY_TIMEOUT_MS: 10_000, // ms to wait for the registry per writer schema id
+  INFERENCE_CLOSE_MS: 5_000, // ms for queued inference to finish at shutdown
+  CRASH_STOP_MS: 5_000, // ms to stop after the consumer crashed for good, at most
+} as const;
+
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 /** A PEM file, read at boot so a missing or unreadable file fails now, not at first connect. */
@@ -59,21 +72,25 @@ export interface Config {
     heartbeatIntervalMs: number;
     transactionTimeoutMs: number;
     partitionsConsumedConcurrently: number;
+    chunkMaxRecords: number;
+    partitionRetry: { initialDelayMs: number; maxDelayMs: number };
+    producerRetry: { initialRetryTime: number; retries: number; maxRetryTime: number };
     fetch: { maxBytesPerPartition: number; maxBytes: number; minBytes: number; maxWaitTimeMs: number };
     ssl: { enabled: boolean; rejectUnauthorized: boolean; ca?: PemFile; cert?: PemFile; key?: PemFile };
     sasl?: { mechanism: SaslMechanism; username: string; password: string };
   };
   topics: { input: string; output: string; dlq: string; partitions: number; replicationFactor: number };
-  registry: { url: string; auth?: { username: string; password: string }; ca?: PemFile };
+  registry: { url: string; timeoutMs: number; auth?: { username: string; password: string }; ca?: PemFile };
   model: { path: string };
   batch: { maxSize: number; maxDelayMs: number; idleDispatch: boolean };
-  infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean };
+  infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean; closeTimeoutMs: number };
   backpressure: { maxInFlightRows: number; resumeInFlightRows: number };
   circuit: { failureThreshold: number; cooldownMs: number };
   http: { port: number; host: string };
   logLevel: LogLevel;
   lagPollIntervalMs: number;
   shutdownTimeoutMs: number;
+  crashStopMs: number;
 }
 
 /** File access, injectable for tests. */
@@ -342,6 +359,9 @@ function build(v: Values): Config {
       heartbeatIntervalMs: v.KAFKA_HEARTBEAT_INTERVAL_MS,
       transactionTimeoutMs: v.KAFKA_TRANSACTION_TIMEOUT_MS,
       partitionsConsumedConcurrently: v.PARTITIONS_CONSUMED_CONCURRENTLY,
+      chunkMaxRecords: FIXED.CHUNK_MAX_RECORDS,
+      partitionRetry: { ...FIXED.PARTITION_RETRY },
+      producerRetry: { ...FIXED.PRODUCER_RETRY },
       fetch: { maxBytesPerPartition: v.FETCH_MAX_BYTES_PER_PARTITION, maxBytes: v.FETCH_MAX_BYTES, minBytes: v.FETCH_MIN_BYTES, maxWaitTimeMs: v.FETCH_MAX_WAIT_MS },
       ssl: {
         enabled: v.KAFKA_SSL ?? (anySslFile || DEFAULTS.KAFKA_SSL),
@@ -353,16 +373,17 @@ function build(v: Values): Config {
       ...(sasl && { sasl }),
     },
     topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
-    registry: { url: v.SCHEMA_REGISTRY_URL, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }) },
+    registry: { url: v.SCHEMA_REGISTRY_URL, timeoutMs: FIXED.REGISTRY_TIMEOUT_MS, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }) },
     model: { path: v.MODEL_PATH },
     batch: { maxSize: v.BATCH_MAX_SIZE, maxDelayMs: v.BATCH_MAX_DELAY_MS, idleDispatch: v.BATCH_IDLE_DISPATCH },
-    infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING },
+    infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS },
     backpressure: { maxInFlightRows: v.MAX_IN_FLIGHT_ROWS, resumeInFlightRows: v.RESUME_IN_FLIGHT_ROWS },
     circuit: { failureThreshold: v.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: v.CIRCUIT_COOLDOWN_MS },
     http: { port: v.HTTP_PORT, host: v.HTTP_HOST },
     logLevel: v.LOG_LEVEL,
     lagPollIntervalMs: v.LAG_POLL_INTERVAL_MS,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    crashStopMs: FIXED.CRASH_STOP_MS,
   };
 }
 

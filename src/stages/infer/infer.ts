@@ -19,10 +19,11 @@ import { ScorerError } from '../../errors.js';
 import { MainRunner, ScoreSession, WorkerRunner } from './worker.js';
 import type { Runner, SessionConfig, SessionIo } from './worker.js';
 import type { LoadedModel } from '../../model/manifest.js';
+import type { CircuitBreaker } from './circuit.js';
 
 export type { RowOutcome } from '../batch/merge.js';
 
-/** The stage contract: accept work, report what is in flight, warm up, close within a deadline. */
+/** The stage contract: accept work, warm up, close within a deadline. */
 export interface RowScorer {
   /**
    * Scores `rows` rows of `width` float32 features (row-major in `features`, which the caller
@@ -31,7 +32,7 @@ export interface RowScorer {
    * ScorerError (MODEL_UNAVAILABLE, BATCH_INFERENCE_FAILED), or a bug (RangeError for bad input).
    */
   score(features: Float32Array, rows: number): Promise<RowOutcome[]>;
-  /** Rows accepted but not yet resolved (for backpressure and the in-flight gauge). */
+  /** Rows accepted and not yet answered: every caller is answered exactly once, so 0 when idle and after close. */
   readonly inFlightRows: number;
   /** One real inference on a zero row on every session; resolves when all answered. */
   warmUp(): Promise<void>;
@@ -48,8 +49,9 @@ export interface RowScorerOptions {
   model: LoadedModel;
   batch: BatchPolicy;
   infer: SessionConfig & { mode: 'worker' | 'main'; workers: number };
-  circuit?: { failureThreshold: number };
-  hooks?: { onBatch?(info: { rows: number; fillWaitMs: number; inferMs: number }): void; onCircuit?(open: boolean): void };
+  /** Judges whole-batch failures (shared with the consume stage's cool-down and readiness). */
+  circuit: CircuitBreaker;
+  hooks?: { onBatch?(info: { rows: number; fillWaitMs: number; inferMs: number }): void };
   /** Clock in ms, injectable for tests. */
   now?: () => number;
 }
@@ -70,10 +72,10 @@ interface Slot {
   restarted: boolean;
 }
 
-class Scorer implements RowScorer {
+class BatchingRowScorer implements RowScorer {
   readonly #width: number;
   readonly #spec: ScoreSpec;
-  readonly #threshold: number;
+  readonly #circuit: CircuitBreaker;
   readonly #hooks: NonNullable<RowScorerOptions['hooks']>;
   readonly #now: () => number;
   readonly #restart: (onDeath: (err: ScorerError) => void) => Promise<Runner>;
@@ -83,8 +85,6 @@ class Scorer implements RowScorer {
   readonly #tickets = new Set<Ticket>();
   #inFlightRows = 0;
   #running = 0;
-  #failedBatches = 0; // consecutive batches in which every row failed
-  #circuitOpen = false;
   #unusable: ScorerError | undefined; // every slot is dead: nothing will ever be scored
   #closing: Promise<void> | undefined;
   #onIdle: (() => void) | undefined;
@@ -93,7 +93,7 @@ class Scorer implements RowScorer {
     const { model, batch, circuit, hooks = {}, now = () => performance.now() } = opts;
     this.#width = model.manifest.input.width;
     this.#spec = spec;
-    this.#threshold = circuit?.failureThreshold ?? 5;
+    this.#circuit = circuit;
     this.#hooks = hooks;
     this.#now = now;
     this.#restart = restart;
@@ -199,22 +199,17 @@ class Scorer implements RowScorer {
       // A fatal ScorerError (worker lost, output of the wrong shape) or a bug: never a dead letter.
       const err = fatal instanceof Error ? fatal : new ScorerError('BATCH_INFERENCE_FAILED', String(fatal));
       for (const p of batch.parts) this.#settle(p.segment, err);
-    } else if (outcomes.every((o) => !o.ok) && (batch.rows > 1 || this.#failedBatches > 0)) {
+    } else if (outcomes.every((o) => !o.ok) && (batch.rows > 1 || this.#circuit.modelSuspect)) {
       // Every row failed on its own: the model, not a record, is suspect. These rows are not
       // dead-lettered; their callers get BATCH_INFERENCE_FAILED and read them again after a
       // pause. A lone failing row is a bad record only while the model is known good (the
       // previous batch succeeded).
-      this.#failedBatches++;
-      this.#failBatch(batch, outcomes);
+      this.#failBatch(batch, outcomes, this.#circuit.recordFailure());
     } else if (outcomes.every((o) => !o.ok)) {
-      this.#failedBatches++;
+      this.#circuit.recordFailure();
       this.#deliver(batch, outcomes);
     } else {
-      this.#failedBatches = 0;
-      if (this.#circuitOpen) {
-        this.#circuitOpen = false;
-        this.#hooks.onCircuit?.(false);
-      }
+      this.#circuit.recordSuccess();
       this.#deliver(batch, outcomes);
     }
     this.#scheduler.poke();
@@ -222,22 +217,16 @@ class Scorer implements RowScorer {
   }
 
   /**
-   * The model, not a record, is suspect: these rows must not be dead-lettered. After
-   * `failureThreshold` such batches in a row the circuit opens: everything queued is rejected
-   * too, and readiness turns false until a later batch (a probe) succeeds.
+   * The model, not a record, is suspect: these rows must not be dead-lettered. Once the circuit
+   * is open, everything queued is rejected too, until a later batch (a trial) succeeds.
    */
-  #failBatch(batch: Batch<Ticket>, outcomes: RowOutcome[]): void {
+  #failBatch(batch: Batch<Ticket>, outcomes: RowOutcome[], circuitOpen: boolean): void {
     const first = outcomes[0];
-    const err = new ScorerError('BATCH_INFERENCE_FAILED', `${this.#failedBatches} consecutive batches failed on every row`, {
+    const err = new ScorerError('BATCH_INFERENCE_FAILED', `${this.#circuit.failedBatches} consecutive batches failed on every row`, {
       cause: first !== undefined && !first.ok ? first.error : undefined,
     });
     for (const p of batch.parts) this.#settle(p.segment, err);
-    if (this.#failedBatches < this.#threshold) return;
-    if (!this.#circuitOpen) {
-      this.#circuitOpen = true;
-      this.#hooks.onCircuit?.(true);
-    }
-    for (const t of this.#batcher.remove(() => true)) this.#settle(t, err);
+    if (circuitOpen) for (const t of this.#batcher.remove(() => true)) this.#settle(t, err);
   }
 
   #deliver(batch: Batch<Ticket>, outcomes: RowOutcome[]): void {
@@ -303,7 +292,7 @@ export async function createRowScorer(opts: RowScorerOptions): Promise<RowScorer
   const config: SessionConfig = { intraOpThreads: infer.intraOpThreads, graphOptimization: infer.graphOptimization, spinning: infer.spinning };
 
   const start = (onDeath: (err: ScorerError) => void): Promise<Runner> => WorkerRunner.start({ modelPath, config, io }, onDeath);
-  const scorer = new Scorer(opts, spec, start);
+  const scorer = new BatchingRowScorer(opts, spec, start);
   if (infer.mode === 'main') {
     try {
       scorer.addSlot(new MainRunner(await ScoreSession.load(modelPath, config, io)));

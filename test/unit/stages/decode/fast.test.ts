@@ -4,7 +4,8 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
-import { Decoder, HEADER_BYTES } from '../../../../src/stages/decode/decoder.js';
+import { Decoder } from '../../../../src/stages/decode/decoder.js';
+import { HEADER_BYTES } from '../../../../src/stages/decode/wire.js';
 import { ScorerError } from '../../../../src/errors.js';
 import { type FastDecoder, buildFastDecoder } from '../../../../src/stages/decode/fast.js';
 import { rng } from '../../../../scripts/lib/feature-events.js';
@@ -37,7 +38,7 @@ interface Harness {
 async function harness(reader: RecordSchema, manifest: Manifest, writer: RecordSchema): Promise<Harness> {
   const writerType = avro.Type.forSchema(writer as unknown as avro.Schema);
   const registry = { getSchema: async (id: number) => (id === 1 ? writerType : Promise.reject(Object.assign(new Error('not found'), { status: 404 }))) } as unknown as SchemaRegistry;
-  const decoder = new Decoder({ registry, readerSchema: reader as unknown as avro.Schema });
+  const decoder = new Decoder({ registry, readerSchema: reader as unknown as avro.Schema, registryTimeoutMs: 10_000 });
   const vectorizer = new Vectorizer(manifest, decoder.readerType);
   await decoder.prepare([1]);
   const w = decoder.writerType(1);
