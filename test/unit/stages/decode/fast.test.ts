@@ -1,6 +1,6 @@
 // The fused decode+vectorize fast path against the generic Decoder + Vectorizer, property style:
-// hundreds to thousands of seeded random events per writer schema (the real reader schemas and evolved ones),
-// valid and broken, must give the same row bytes, envelope, or error code and message.
+// hundreds to thousands of seeded random events per writer schema (the real reader schemas and
+// evolved ones), valid and broken, must give the same row bytes, envelope, or error code and message.
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
