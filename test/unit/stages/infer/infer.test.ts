@@ -25,6 +25,12 @@ vi.mock('node:worker_threads', async (importOriginal) => {
   return { ...real, Worker };
 });
 
+// Genuinely slow, not racy: most tests here start real worker threads, each of which loads tsx,
+// onnxruntime and a session before its first batch (~1 s quiet, 4-5 s with the machine loaded),
+// and one scores 8,192 rows of the 256-wide mlp. 30 s for this file only (vi.setConfig is
+// file-scoped); the global 5 s default stays for every other unit test.
+vi.setConfig({ testTimeout: 30_000 });
+
 const file = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 const churn = loadModel(file('../../../../models/churn.onnx'));
 const mlp = loadModel(file('../../../../models/mlp.onnx'));
