@@ -5,11 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import avro from 'avsc';
-import type { Kafka } from 'kafkajs';
+import type { IHeaders, Kafka } from 'kafkajs';
 import { DLQ_HEADERS } from '../../src/deadletter.js';
 import { ROOT } from '../lib/feature-events.js';
+import { readCommitted } from '../lib/read-committed.js';
 import { PARTITIONS, type RunNames } from './runs.js';
 import type { DeadLetterSample, ScoredSample, Verification } from './summary-view.js';
 
@@ -20,6 +20,17 @@ export interface ReadBack {
 }
 
 const header = (v: Buffer | string | (Buffer | string)[] | undefined): string => (v === undefined ? '' : Array.isArray(v) ? v.map(String).join(',') : v.toString());
+
+/** A dead letter's dlq.* headers as text, in their documented order, times also as ISO dates. */
+function shownHeaders(h: IHeaders): [string, string][] {
+  return Object.values(DLQ_HEADERS)
+    .filter((name) => h[name] !== undefined)
+    .map((name): [string, string] => {
+      const value = header(h[name]);
+      const isTime = name === DLQ_HEADERS.failedAt || name === DLQ_HEADERS.sourceTimestamp;
+      return [name, isTime && /^\d+$/.test(value) ? `${value} (${new Date(Number(value)).toISOString()})` : value];
+    });
+}
 
 export async function readBack(kafka: Kafka, names: RunNames, expected: number, ends: Map<number, number>, signal: AbortSignal): Promise<ReadBack> {
   const outputType = avro.Type.forSchema(JSON.parse(readFileSync(resolve(ROOT, 'schemas/scored-event.avsc'), 'utf8')) as avro.Schema);
@@ -35,63 +46,40 @@ export async function readBack(kafka: Kafka, names: RunNames, expected: number, 
   const scoredPool: ScoredSample[] = [];
   const poolPerPartition = new Map<number, number>();
   const deadPool: DeadLetterSample[] = [];
-  let lastArrival = Date.now();
-
-  const consumer = kafka.consumer({ groupId: `${names.group}-readback`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 4 << 20 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [names.output, names.dlq], fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      partitionsConsumedConcurrently: PARTITIONS,
-      eachBatch: async ({ batch }) => {
-        lastArrival = Date.now();
-        for (const m of batch.messages) {
-          const key = m.key?.toString() ?? '';
-          if (batch.topic === names.output) {
-            v.scoredRead += 1;
-            if (!verify && scoredPool.length >= 30) continue;
-            const event = outputType.fromBuffer((m.value ?? Buffer.alloc(0)).subarray(5)) as ScoredSample['event'];
-            mark(event.source.partition, event.source.offset);
-            if (key !== event.entity_id) v.keyMismatches += 1;
-            const inPool = poolPerPartition.get(batch.partition) ?? 0;
-            if (inPool < 5) {
-              poolPerPartition.set(batch.partition, inPool + 1);
-              scoredPool.push({ key, partition: batch.partition, offset: m.offset, event });
-            }
-          } else {
-            v.deadLettersRead += 1;
-            const h = m.headers ?? {};
-            mark(Number(header(h[DLQ_HEADERS.sourcePartition])), Number(header(h[DLQ_HEADERS.sourceOffset])));
-            if (deadPool.length < 500) {
-              const headers = Object.values(DLQ_HEADERS)
-                .filter((name) => h[name] !== undefined)
-                .map((name): [string, string] => {
-                  const value = header(h[name]);
-                  const isTime = name === DLQ_HEADERS.failedAt || name === DLQ_HEADERS.sourceTimestamp;
-                  return [name, isTime && /^\d+$/.test(value) ? `${value} (${new Date(Number(value)).toISOString()})` : value];
-                });
-              deadPool.push({ key, value: m.value, headers });
-            }
+  const complete = await readCommitted(kafka, {
+    groupId: `${names.group}-readback`,
+    topics: [names.output, names.dlq],
+    partitionsConsumedConcurrently: PARTITIONS,
+    onBatch: (batch) => {
+      for (const m of batch.messages) {
+        const key = m.key?.toString() ?? '';
+        if (batch.topic === names.output) {
+          v.scoredRead += 1;
+          if (!verify && scoredPool.length >= 30) continue;
+          const event = outputType.fromBuffer((m.value ?? Buffer.alloc(0)).subarray(5)) as ScoredSample['event'];
+          mark(event.source.partition, event.source.offset);
+          if (key !== event.entity_id) v.keyMismatches += 1;
+          const inPool = poolPerPartition.get(batch.partition) ?? 0;
+          if (inPool < 5) {
+            poolPerPartition.set(batch.partition, inPool + 1);
+            scoredPool.push({ key, partition: batch.partition, offset: m.offset, event });
           }
+        } else {
+          v.deadLettersRead += 1;
+          const h = m.headers ?? {};
+          mark(Number(header(h[DLQ_HEADERS.sourcePartition])), Number(header(h[DLQ_HEADERS.sourceOffset])));
+          if (deadPool.length < 500) deadPool.push({ key, value: m.value, headers: shownHeaders(h) });
         }
-      },
-    });
-    const deadline = Date.now() + 20_000 + expected / 20;
-    for (;;) {
-      const read = v.scoredRead + v.deadLettersRead;
-      // Everything counted has arrived and nothing more for a moment (a duplicate would show up here).
-      if (read >= expected && Date.now() - lastArrival > 500) {
-        v.complete = true;
-        break;
       }
-      if (!verify && scoredPool.length >= 3 && deadPool.length >= 2) break;
-      if (signal.aborted || Date.now() > deadline) break;
-      await sleep(50);
-    }
-  } finally {
-    await consumer.disconnect().catch(() => undefined);
-  }
+    },
+    // Everything counted has arrived and nothing more for a moment (a duplicate would show up here);
+    // without verifying, as soon as there are samples to show.
+    done: (quiet) => (v.scoredRead + v.deadLettersRead >= expected && quiet) || (!verify && scoredPool.length >= 3 && deadPool.length >= 2),
+    quietMs: 500,
+    timeoutMs: 20_000 + expected / 20,
+    signal,
+  });
+  v.complete = complete && v.scoredRead + v.deadLettersRead >= expected;
   for (const counts of seen.values()) {
     for (const c of counts) {
       if (c === 0) v.missing += 1;
