@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import '../src/kafkajs-fix.js'; // before kafkajs: see the module
+import '../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { numberOption } from './lib/cli-args.js';
 import { EventFactory, type ModelKind, POISON_KINDS, type OutMessage } from './lib/feature-events.js';

@@ -6,9 +6,9 @@
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { type Config, loadConfig } from '../../src/config.js';
-import { ScorerError, describe } from '../../src/errors.js';
-import { createLogger } from '../../src/logger.js';
-import { type RunningScorer, startScorer } from '../../src/scorer.js';
+import { ScorerError, describeError } from '../../src/errors.js';
+import { createLogger } from '../../src/ops/logger.js';
+import { type RunningScorer, startScorer } from '../../src/app.js';
 import { ROOT } from '../lib/feature-events.js';
 import type { StackInfo } from '../stack/stack.js';
 import type { Terminal } from './format.js';
@@ -65,7 +65,7 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
   try {
     config = configFor((await portFree(PREFERRED_HTTP_PORT, host)) ? PREFERRED_HTTP_PORT : 0);
   } catch (err) {
-    process.stderr.write(`demo: ${err instanceof ScorerError ? err.message : describe(err)}\n`);
+    process.stderr.write(`demo: ${err instanceof ScorerError ? err.message : describeError(err)}\n`);
     return 1;
   }
   const logger = createLogger(config.logLevel, { destination: log });
@@ -87,7 +87,7 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
     await Promise.race([starting, interrupts.promise]);
     running = await starting; // after a Ctrl-C too: it is stopped cleanly below
   } catch (err) {
-    process.stderr.write(`demo: the scorer did not start: ${describe(err)}\n  (log: ${rel(log.path)})\n`);
+    process.stderr.write(`demo: the scorer did not start: ${describeError(err)}\n  (log: ${rel(log.path)})\n`);
     return 1;
   }
   if (interrupts.aborted) {

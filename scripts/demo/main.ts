@@ -4,9 +4,9 @@
  * summary and read-back, or what was done when a Ctrl-C or a failure cut it short.
  * Loaded by scripts/demo.ts only after its Ctrl-C handler is in place.
  */
-import '../../src/kafkajs-fix.js'; // before kafkajs (imported by the modules below): see the module
+import '../../src/kafka/kafkajs-fix.js'; // before kafkajs (imported by the modules below): see the module
 import { Kafka, logLevel } from 'kafkajs';
-import { describe } from '../../src/errors.js';
+import { describeError } from '../../src/errors.js';
 import { POISON_KINDS } from '../lib/feature-events.js';
 import { type StackInfo, StackError, stackUp } from '../stack/stack.js';
 import type { DemoRun } from './context.js';
@@ -76,7 +76,7 @@ async function withRunTopics(opts: Options, term: Terminal, interrupts: Interrup
   try {
     await admin.connect();
     const pruned = await pruneEarlierRuns(admin, stack.schemaRegistryUrl, log).catch((err: unknown) => {
-      log.entry('warn', 'demo', `cleaning up earlier demo runs failed: ${describe(err)}`);
+      log.entry('warn', 'demo', `cleaning up earlier demo runs failed: ${describeError(err)}`);
       return 0;
     });
     await createRunTopics(admin, names);
@@ -121,7 +121,7 @@ async function scoreAndReport(run: DemoRun): Promise<number> {
   const { st, print } = term;
   const caughtUpAt = await untilCaughtUp(run);
 
-  if (scorer.crash.happened || production.error !== undefined) return crashed(run, scorer.crash.happened ? `the scorer's consumer crashed: ${describe(scorer.crash.error)}` : `producing failed: ${describe(production.error)}`);
+  if (scorer.crash.happened || production.error !== undefined) return crashed(run, scorer.crash.happened ? `the scorer's consumer crashed: ${describeError(scorer.crash.error)}` : `producing failed: ${describeError(production.error)}`);
 
   if (interrupts.aborted) {
     // 7. Ctrl-C: the producer stops at its next batch; then the scorer drains and stops.
@@ -145,7 +145,7 @@ async function scoreAndReport(run: DemoRun): Promise<number> {
 
   if (opts.keepRunning && !interrupts.aborted) {
     await keepScoring(run);
-    if (scorer.crash.happened) return crashed(run, `the scorer's consumer crashed: ${describe(scorer.crash.error)}`, false);
+    if (scorer.crash.happened) return crashed(run, `the scorer's consumer crashed: ${describeError(scorer.crash.error)}`, false);
     await stopScorer(run, 'Ctrl-C');
     await refreshAfterStop(run);
     print(`in total: ${int(monitor.counts.scored)} scored, ${int(monitor.counts.deadLettered)} dead-lettered, lag ${int(monitor.lag?.lag ?? 0)}.`);

@@ -3,7 +3,7 @@
  * batch sizes) and from the broker (the group's lag), with the rate and the peaks over time.
  */
 import type { Admin } from 'kafkajs';
-import type { RunningScorer } from '../../src/scorer.js';
+import type { RunningScorer } from '../../src/app.js';
 import type { RunNames } from './runs.js';
 import type { HistogramView } from './summary-view.js';
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import avro from 'avsc';
 import type { IHeaders, Kafka } from 'kafkajs';
-import { DLQ_HEADERS } from '../../src/deadletter.js';
+import { DLQ_HEADERS } from '../../src/stages/deadletter.js';
 import { ROOT } from '../lib/feature-events.js';
 import { readCommitted } from '../lib/read-committed.js';
 import { PARTITIONS, type RunNames } from './runs.js';

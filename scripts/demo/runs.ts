@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Admin } from 'kafkajs';
-import { describe } from '../../src/errors.js';
+import { describeError } from '../../src/errors.js';
 import { stackDir } from '../stack/stack.js';
 import type { LogSink } from './log-sink.js';
 
@@ -77,7 +77,7 @@ export async function pruneEarlierRuns(admin: Admin, registryUrl: string, log: L
       await fetch(`${url}?permanent=true`, { method: 'DELETE', signal: AbortSignal.timeout(3_000) });
     }
   } catch (err) {
-    log.entry('warn', 'demo', `deleting earlier runs' registry subjects failed: ${describe(err)}`);
+    log.entry('warn', 'demo', `deleting earlier runs' registry subjects failed: ${describeError(err)}`);
   }
   return idle.length;
 }

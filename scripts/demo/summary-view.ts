@@ -2,7 +2,7 @@
  * The demo's closing report as lines of text: the summary, the exactly-once verification and the
  * sampled scored events and dead letters. Pure formatting; no Kafka, no scorer.
  */
-import type { ScoredEvent } from '../../src/encode.js';
+import type { ScoredEvent } from '../../src/stages/encode.js';
 import { ErrorCodes, type ErrorCode } from '../../src/errors.js';
 import { type Style, bound, int, millis, secs } from './format.js';
 

@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_KEYS, DEFAULTS, loadConfig } from '../../src/config.js';
-import { createMetrics } from '../../src/metrics.js';
+import { createMetrics } from '../../src/ops/metrics.js';
 import { type ComposeService, at, compose, dockerfile, dockerfileUid, finalStage, text } from '../helpers/deploy-files.js';
 
 type Labels = Record<string, string>;

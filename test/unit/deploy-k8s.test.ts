@@ -10,8 +10,8 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_KEYS, loadConfig } from '../../src/config.js';
-import { startHttpServer, type HealthState, type HttpServer } from '../../src/http.js';
-import { createLogger } from '../../src/logger.js';
+import { startHttpServer, type HealthState, type HttpServer } from '../../src/ops/http.js';
+import { createLogger } from '../../src/ops/logger.js';
 import { at, dockerfileUid, text, yamlDocs } from '../helpers/deploy-files.js';
 import { type K8sObject as Obj, renderKustomization } from '../helpers/kustomize.js';
 
