@@ -8,7 +8,7 @@
  * containers), the scorer reaches the registry through a loopback TCP proxy that is cut instead.
  */
 import { RegistryRest } from '../../src/kafka/registry.js';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
 import { stackUp, stopComponent } from '../../scripts/stack/stack.js';
 import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
@@ -24,7 +24,14 @@ async function produce(topic: string, messages: OutMessage[]): Promise<void> {
 }
 
 describe('registry outage', () => {
-  it('pauses instead of dead-lettering while the registry is down, and resumes when it is back', async () => {
+  // Whatever happens to the test, the files after it need the registry back.
+  let registryStopped = false;
+  afterAll(async () => {
+    if (registryStopped) await stackUp(() => undefined);
+  });
+
+  // Restarting Apicurio's JVM takes 6 s on a quiet machine and 90 s on a loaded one: room for it.
+  it('pauses instead of dead-lettering while the registry is down, and resumes when it is back', { timeout: 300_000 }, async () => {
     const input = randomName('outage-in');
     const output = randomName('outage-out');
     const dlq = randomName('outage-dlq');
@@ -48,8 +55,10 @@ describe('registry outage', () => {
     await waitForCommittedToEnd(group, input);
 
     // Outage: records with a writer schema id the scorer has never fetched.
-    if (ownsRegistry) await stopComponent('registry');
-    else await proxy.down();
+    if (ownsRegistry) {
+      registryStopped = true;
+      await stopComponent('registry');
+    } else await proxy.down();
     const during = Array.from({ length: 200 }, (_, i) => factory.evolved(1000 + i));
     await produce(input, during);
     await waitFor(
@@ -65,8 +74,10 @@ describe('registry outage', () => {
     expect(await scrape(scorer.httpPort, 'scorer_ready')).toBe(1); // a registry outage is not a reason to be restarted or taken out
 
     // Back: the paused partitions resume and everything is scored.
-    if (ownsRegistry) await stackUp(() => undefined);
-    else await proxy.up();
+    if (ownsRegistry) {
+      await stackUp(() => undefined);
+      registryStopped = false;
+    } else await proxy.up();
     await waitForCommittedToEnd(group, input, 120_000);
     await waitFor('lag back to 0', async () => (await scrape(scorer.httpPort, 'kafka_consumergroup_lag_sum')) === 0, 30_000, 100);
     expect(await scrape(scorer.httpPort, 'scorer_records_scored_total')).toBe(before.length + during.length);
