@@ -20,7 +20,7 @@ import { createRowScorer } from './stages/infer/infer.js';
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
 import { type LoadedModel, loadModel } from './model/manifest.js';
-import { type Metrics, createMetrics } from './ops/metrics.js';
+import { type Metrics, createMetrics, zeroCounters } from './ops/metrics.js';
 import { Pipeline } from './stages/chunk.js';
 import { PartitionProducers } from './stages/produce.js';
 import { ensureTopics } from './kafka/topics.js';
@@ -49,6 +49,7 @@ function readSchema(path: string, what: string): avro.Schema {
 
 export async function startScorer(config: Config, logger: Logger, { registry = new Registry() } = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
+  zeroCounters(metrics, config.topics.input);
   const checks = { model: false, registry: false, topics: false, shuttingDown: false };
   let consume: ConsumeStage | undefined;
   let circuitOpen = false;
