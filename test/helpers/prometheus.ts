@@ -104,9 +104,9 @@ export interface RunningPrometheus {
 /**
  * Starts `prometheus` on a free loopback port with deploy/prometheus/prometheus.yml, changing only
  * what cannot be the same here: the scorer job's target (the test's scorer), the rule files' path
- * (absolute), and the intervals (1 s instead of 5-15 s, so a short run has many samples).
+ * (absolute), and the intervals (seconds instead of 5-15 s, so a short run has enough samples).
  */
-export async function startPrometheus(binary: string, dir: string, scorerTarget: string): Promise<RunningPrometheus> {
+export async function startPrometheus(binary: string, dir: string, scorerTarget: string, scrapeSeconds: number): Promise<RunningPrometheus> {
   interface ScrapeConfig {
     job_name: string;
     scrape_interval?: string;
@@ -115,11 +115,11 @@ export async function startPrometheus(binary: string, dir: string, scorerTarget:
   }
   const config = parse(readFileSync(PROMETHEUS_CONFIG, 'utf8')) as { global: Record<string, string>; rule_files: string[]; scrape_configs: ScrapeConfig[] };
   const port = await freePort();
-  config.global = { ...config.global, scrape_interval: '1s', evaluation_interval: '1s' };
+  config.global = { ...config.global, scrape_interval: `${scrapeSeconds}s`, evaluation_interval: '1s' };
   config.rule_files = config.rule_files.map((f) => resolve(PROMETHEUS_CONFIG, '..', f));
   const scorerJob = config.scrape_configs.find((j) => j.job_name === 'kafka-onnx-scorer');
   if (scorerJob === undefined) throw new Error(`${PROMETHEUS_CONFIG} has no kafka-onnx-scorer job`);
-  Object.assign(scorerJob, { scrape_interval: '1s', scrape_timeout: '1s' });
+  Object.assign(scorerJob, { scrape_interval: `${scrapeSeconds}s`, scrape_timeout: `${scrapeSeconds}s` });
   for (const sc of scorerJob.static_configs) sc.targets = [scorerTarget];
   for (const job of config.scrape_configs.filter((j) => j.job_name === 'prometheus')) job.static_configs = [{ targets: [`127.0.0.1:${port}`] }];
   mkdirSync(dir, { recursive: true });
