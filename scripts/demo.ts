@@ -44,7 +44,7 @@ import type avro from 'avsc';
 import type { Admin, Kafka, logCreator } from 'kafkajs';
 import { type Config, loadConfig } from '../src/config.js';
 import { DLQ_HEADERS } from '../src/stages/deadletter.js';
-import { ScorerError, describe } from '../src/errors.js';
+import { ScorerError, describeError } from '../src/errors.js';
 import type { RunningScorer } from '../src/app.js';
 import {
   type DeadLetterSample,
@@ -545,7 +545,7 @@ async function pruneEarlierRuns(admin: Admin, registryUrl: string, log: LogSink)
       await fetch(`${url}?permanent=true`, { method: 'DELETE', signal: AbortSignal.timeout(3_000) });
     }
   } catch (err) {
-    log.entry('warn', 'demo', `deleting earlier runs' registry subjects failed: ${describe(err)}`);
+    log.entry('warn', 'demo', `deleting earlier runs' registry subjects failed: ${describeError(err)}`);
   }
   return idle.length;
 }
@@ -634,7 +634,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     await admin.connect();
     const pruned = await pruneEarlierRuns(admin, stack.schemaRegistryUrl, log).catch((err: unknown) => {
-      log.entry('warn', 'demo', `cleaning up earlier demo runs failed: ${describe(err)}`);
+      log.entry('warn', 'demo', `cleaning up earlier demo runs failed: ${describeError(err)}`);
       return 0;
     });
     await admin.createTopics({
@@ -668,7 +668,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       config = configFor((await portFree(PREFERRED_HTTP_PORT, host)) ? PREFERRED_HTTP_PORT : 0);
     } catch (err) {
-      process.stderr.write(`demo: ${err instanceof ScorerError ? err.message : describe(err)}\n`);
+      process.stderr.write(`demo: ${err instanceof ScorerError ? err.message : describeError(err)}\n`);
       return 1;
     }
     const logger = lib.createLogger(config.logLevel, { destination: log });
@@ -689,7 +689,7 @@ async function main(argv: string[]): Promise<number> {
       await Promise.race([starting, interrupts.promise]);
       scorer = await starting; // after a Ctrl-C too: it is stopped cleanly below
     } catch (err) {
-      process.stderr.write(`demo: the scorer did not start: ${describe(err)}\n  (log: ${rel(log.path)})\n`);
+      process.stderr.write(`demo: the scorer did not start: ${describeError(err)}\n  (log: ${rel(log.path)})\n`);
       return 1;
     }
     const running = scorer;
@@ -828,7 +828,7 @@ async function main(argv: string[]): Promise<number> {
     };
 
     if (hasCrashed || prod.error !== undefined) {
-      const what = hasCrashed ? `the scorer's consumer crashed: ${describe(crashed)}` : `producing failed: ${describe(prod.error)}`;
+      const what = hasCrashed ? `the scorer's consumer crashed: ${describeError(crashed)}` : `producing failed: ${describeError(prod.error)}`;
       process.stderr.write(`\ndemo: ${what}\n  (log: ${rel(log.path)})\n`);
       await running.stop(5_000).catch(() => false);
       return 1;
@@ -880,7 +880,7 @@ async function main(argv: string[]): Promise<number> {
       live.close();
       print();
       if (hasCrashed) {
-        process.stderr.write(`demo: the scorer's consumer crashed: ${describe(crashed)}\n`);
+        process.stderr.write(`demo: the scorer's consumer crashed: ${describeError(crashed)}\n`);
         await running.stop(5_000).catch(() => false);
         return 1;
       }
