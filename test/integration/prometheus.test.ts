@@ -17,9 +17,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { EventFactory, type OutMessage, POISON_KINDS } from '../../scripts/lib/feature-events.js';
+import { EventFactory, POISON_KINDS } from '../../scripts/lib/feature-events.js';
 import { prometheusTools } from '../../scripts/prometheus-tools.js';
-import { createTopics, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { createTopics, produce, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { type Series, alertRules, api, cases, dashboardQueries, parseSeries, queryRange, startPrometheus } from '../helpers/prometheus.js';
 import { spawnScorer } from '../helpers/scorer.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -48,12 +48,6 @@ const SCRAPE_SECONDS = 2;
 
 const say = (line: string) => console.log(`prometheus test: ${line}`);
 
-async function produce(topic: string, messages: OutMessage[]): Promise<void> {
-  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  await producer.send({ topic, messages });
-  await producer.disconnect();
-}
 
 /** Grafana's variables as a dashboard showing "All" with this test's scrape interval would expand them. */
 const grafanaExpand = (expr: string) =>

@@ -9,19 +9,13 @@
  */
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { describe, expect, inject, it } from 'vitest';
-import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
+import { EventFactory } from '../../scripts/lib/feature-events.js';
 import { stackUp, stopComponent } from '../../scripts/stack/stack.js';
-import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { createTopics, drainTopic, produce, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { scrape } from '../helpers/net.js';
 import { startTestScorer } from '../helpers/scorer.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-async function produce(topic: string, messages: OutMessage[]): Promise<void> {
-  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  await producer.send({ topic, messages });
-  await producer.disconnect();
-}
 
 describe('registry outage', () => {
   it('pauses instead of dead-lettering while the registry is down, and resumes when it is back', async () => {
