@@ -16,7 +16,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { EventFactory, POISON_KINDS } from '../../scripts/lib/feature-events.js';
 import { prometheusTools } from '../../scripts/prometheus-tools.js';
 import { createTopics, produce, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
@@ -78,7 +78,7 @@ describe('a real Prometheus scraping a real scorer', () => {
     const registryUrl = new URL(inject('schemaRegistryUrl'));
     const proxy = new TcpProxy({ host: registryUrl.hostname, port: Number(registryUrl.port || 80) });
     await proxy.up();
-    afterAll(() => proxy.down());
+    onTestFinished(() => proxy.down());
     const factory = await EventFactory.create(new SchemaRegistry({ host: registryUrl.href }), input, { seed: 12 });
 
     const scorer = await spawnScorer('prometheus', {
@@ -91,7 +91,7 @@ describe('a real Prometheus scraping a real scorer', () => {
       LAG_POLL_INTERVAL_MS: '250',
     });
     const prom = await startPrometheus(tools.prometheus, join(dir, 'prometheus'), `127.0.0.1:${scorer.port}`, SCRAPE_SECONDS);
-    afterAll(() => prom.stop());
+    onTestFinished(() => prom.stop());
     const instant = async (expr: string) => (await queryRange(prom.url, expr, Date.now() / 1000, Date.now() / 1000)).length > 0;
     /** Resolves once Prometheus holds a scrape of the scorer taken after this call. */
     const nextScrape = async () => {
