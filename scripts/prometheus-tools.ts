@@ -42,7 +42,8 @@ export async function prometheusTools(say: (line: string) => void = () => undefi
   const { PROMTOOL, PROMETHEUS } = process.env;
   if (PROMTOOL !== undefined || PROMETHEUS !== undefined) {
     const tools = found(PROMTOOL ?? 'promtool', PROMETHEUS ?? 'prometheus');
-    if (tools === undefined) throw new StackError(`PROMTOOL=${PROMTOOL ?? ''} / PROMETHEUS=${PROMETHEUS ?? ''}: expected runnable promtool and prometheus binaries (both \`--version\`)`);
+    const given = Object.entries({ PROMTOOL, PROMETHEUS }).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    if (tools === undefined) throw new StackError(`${given.join(', ')}: expected runnable promtool and prometheus binaries (\`--version\` failed; unset means the one on PATH)`);
     return tools;
   }
   const bin = join(cacheDir(), 'bin');
