@@ -11,10 +11,11 @@
  *         lower than in the sample before (offsets were reset, Burrow's REWIND);
  *   OK    fewer than LAG_STATUS_WINDOW samples yet (not enough history to judge), or lag was at most
  *         CAUGHT_UP_LAG in some sample (caught up at some point: Burrow's rule 1);
- *   STOP  the committed offset did not move over the window, and no member of a stable group holds
- *         the partition in the newest sample: nobody is consuming it;
- *   STALL the committed offset did not move over the window, and a member holds the partition: it
- *         is consumed but makes no progress (paused, retrying, circuit open, stuck);
+ *   STOP  the committed offset did not move over the window, and in none of its samples did a member
+ *         of a stable group hold the partition: nobody is consuming it (a rebalance in between, when
+ *         nobody holds anything for a moment, does not turn a stall into a stop);
+ *   STALL the committed offset did not move over the window, and a member held the partition in
+ *         some sample: it is consumed but makes no progress (paused, retrying, circuit open, stuck);
  *   WARN  the committed offset moves, but lag never decreased from one sample to the next: the
  *         consumer is slower than the producers;
  *   OK    otherwise.
@@ -53,7 +54,7 @@ export function evaluateLagStatus(window: readonly LagObservation[]): LagStatus 
   const newest = window.at(-1);
   if (newest === undefined || window.length < LAG_STATUS_WINDOW) return 'OK';
   if (window.some((o) => o.lag <= CAUGHT_UP_LAG)) return 'OK';
-  if (window.every((o) => o.committed === newest.committed)) return newest.owned ? 'STALL' : 'STOP';
+  if (window.every((o) => o.committed === newest.committed)) return window.some((o) => o.owned) ? 'STALL' : 'STOP';
   if (window.every((o, i) => i === 0 || o.lag >= window[i - 1]!.lag)) return 'WARN';
   return 'OK';
 }

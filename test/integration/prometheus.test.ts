@@ -89,6 +89,9 @@ describe('a real Prometheus scraping a real scorer', () => {
       SCHEMA_REGISTRY_URL: `${registryUrl.protocol}//127.0.0.1:${proxy.port}${registryUrl.pathname}`,
       // A lag status window of 10 polls is 2.5 s: the outage below stalls the partitions visibly.
       LAG_POLL_INTERVAL_MS: '250',
+      // The default, not the tests' 6 s: on a loaded machine a missed heartbeat must not expel the
+      // member (nobody would hold the partitions then, a STOP this scenario does not mean to make).
+      KAFKA_SESSION_TIMEOUT_MS: '30000',
     });
     const prom = await startPrometheus(tools.prometheus, join(dir, 'prometheus'), `127.0.0.1:${scorer.port}`, SCRAPE_SECONDS);
     onTestFinished(() => prom.stop());

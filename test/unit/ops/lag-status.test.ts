@@ -54,11 +54,18 @@ describe('evaluateLagStatus', () => {
     expect(evaluateLagStatus(windowOf(() => obs(-1, 40, { owned: false })))).toBe('STOP');
   });
 
-  it('the newest sample decides between STOP and STALL (the owner left, or one joined)', () => {
-    const left = windowOf((i) => obs(100, 200, { owned: i < LAG_STATUS_WINDOW - 1 }));
-    expect(evaluateLagStatus(left)).toBe('STOP');
+  it('STOP only when nobody held the partition in any poll of the window: a rebalance in between stays STALL', () => {
+    const rebalancing = windowOf((i) => obs(100, 200, { owned: i < LAG_STATUS_WINDOW - 2 })); // the last two polls caught a rebalance
+    expect(evaluateLagStatus(rebalancing)).toBe('STALL');
     const joined = windowOf((i) => obs(100, 200, { owned: i === LAG_STATUS_WINDOW - 1 }));
     expect(evaluateLagStatus(joined)).toBe('STALL');
+  });
+
+  it('an owner that left becomes STOP once a whole window passed without one', () => {
+    const t = new LagStatusTracker();
+    for (let i = 0; i < LAG_STATUS_WINDOW; i++) t.observe(0, obs(100, 200));
+    for (let i = 0; i < LAG_STATUS_WINDOW - 1; i++) expect(t.observe(0, obs(100, 200, { owned: false }))).toBe('STALL');
+    expect(t.observe(0, obs(100, 200, { owned: false }))).toBe('STOP');
   });
 
   it('a partition that is not held but whose offset moved (its owner just left) is not STOP', () => {
