@@ -20,7 +20,7 @@ import { Health } from './ops/health.js';
 import { type HealthState, startHttpServer } from './ops/http.js';
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
-import { type Metrics, createMetrics } from './ops/metrics.js';
+import { type Metrics, createMetrics, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
 import { ConsumeStage } from './stages/consume.js';
 import { RowDecoder } from './stages/decode/row-decoder.js';
@@ -52,6 +52,7 @@ function readSchema(path: string, what: string): avro.Schema {
 
 export async function startScorer(config: Config, logger: Logger, { registry = new Registry() } = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
+  zeroCounters(metrics, config.topics.input);
   const health = new Health(metrics);
   const lifecycle = new Lifecycle(logger);
   const http = await startHttpServer({ port: config.http.port, host: config.http.host, registry, health: () => health.state(), logger: stageLogger(logger, 'http') });

@@ -4,6 +4,7 @@
  * the kafka_consumergroup_* names kafka_exporter made standard, so existing dashboards chart it.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
+import { ErrorCodes } from '../errors.js';
 
 // 1, 2, 4, ... 8192 rows: BATCH_MAX_SIZE is usually a power of two.
 const ROW_BUCKETS = exponentialBuckets(1, 2, 14);
@@ -24,6 +25,8 @@ export function createMetrics(registry: Registry = new Registry()) {
     consumerGroupLagSum: new Gauge({ name: 'kafka_consumergroup_lag_sum', help: 'Messages the consumer group is behind, summed over partitions.', labelNames: ['group', 'topic'] as const, registers: r }),
     /** gauge, seconds: now - timestamp of the first record of the oldest fetched batch not yet committed; 0 when caught up. */
     consumerGroupLagSeconds: new Gauge({ name: 'kafka_consumergroup_lag_seconds', help: 'Age of the oldest unscored event, per partition (0 when caught up).', labelNames: ['group', 'topic', 'partition'] as const, registers: r }),
+    /** gauge, 0/1 state set: the partition's lag status (OK, WARN, STALL, STOP, ERR; src/ops/lag-status.ts), 1 for the current one. */
+    consumerGroupLagStatus: new Gauge({ name: 'kafka_consumergroup_lag_status', help: 'Lag status per partition (Burrow rules): 1 for the current status, 0 for the others.', labelNames: ['group', 'topic', 'partition', 'status'] as const, registers: r }),
     /** gauge, messages: high watermark - our fetch position, from each fetched batch (no broker round trip). */
     fetchLag: new Gauge({ name: 'scorer_fetch_lag', help: 'High watermark minus the fetch position, per partition, as of the last fetched batch.', labelNames: ['topic', 'partition'] as const, registers: r }),
     /** counter, records: input records handed to the pipeline (including ones later dead-lettered). */
@@ -62,3 +65,17 @@ export function createMetrics(registry: Registry = new Registry()) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Starts the counters that alert rules take increase() of at 0, per label set known up front. A
+ * labelled counter appears only on its first increment, and increase() cannot see that first step
+ * (a series that starts at 1 has not increased), so the first dead letter of a code, the first
+ * aborted transaction or retry would never alert, and their panels would say "No data".
+ */
+export function zeroCounters(metrics: Metrics, inputTopic: string): void {
+  for (const [code, { kind, stage }] of Object.entries(ErrorCodes)) {
+    if (kind === 'permanent') metrics.recordsDeadLettered.inc({ topic: inputTopic, code }, 0);
+    if (kind === 'transient') metrics.retries.inc({ stage, code }, 0);
+  }
+  for (const result of ['committed', 'aborted']) metrics.transactions.inc({ result }, 0);
+}

@@ -5,7 +5,7 @@
 import '../../src/kafka/kafkajs-fix.js';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Admin, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import { type Admin, Kafka, type KafkaMessage, type Message, logLevel } from 'kafkajs';
 import { afterAll, inject } from 'vitest';
 
 export function randomName(prefix: string): string {
@@ -36,6 +36,14 @@ let sharedAdmin: Admin | undefined;
 const created: string[] = [];
 
 /** Creates topics (explicitly: the broker does not auto-create) and deletes them after the file's tests. */
+/** Writes the messages with an idempotent producer, in sends of at most 1000. */
+export async function produce(topic: string, messages: Message[]): Promise<void> {
+  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic, messages: messages.slice(i, i + 1000) });
+  await producer.disconnect();
+}
+
 export async function createTopics(topics: { topic: string; numPartitions?: number }[]): Promise<void> {
   if (sharedAdmin === undefined) {
     sharedAdmin = testKafka().admin();

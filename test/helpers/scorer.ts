@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { afterAll, inject } from 'vitest';
+import { inject, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { type RunningScorer, startScorer } from '../../src/app.js';
@@ -32,11 +32,14 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
   };
 }
 
-/** Starts an in-process scorer; stopped after the file's tests unless stopped before. */
+/**
+ * Starts an in-process scorer; stopped when the calling test ends, passed or failed, unless stopped
+ * before. (onTestFinished, not afterAll: an afterAll registered inside a running test never runs.)
+ */
 export async function startTestScorer(overrides: Record<string, string>): Promise<RunningScorer> {
   const config = loadConfig(scorerEnv(overrides));
   const scorer = await startScorer(config, createLogger(config.logLevel));
-  afterAll(() => scorer.stop(20_000));
+  onTestFinished(() => scorer.stop(20_000).then(() => undefined));
   return scorer;
 }
 
@@ -58,7 +61,8 @@ export async function spawnScorer(name: string, overrides: Record<string, string
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let gone = false;
   void exited.then(() => (gone = true));
-  afterAll(() => {
+  // When the calling test ends, passed or failed: a child left running outlives the test run.
+  onTestFinished(() => {
     if (!gone) child.kill('SIGKILL');
   });
   const state = await waitFor(

@@ -11,7 +11,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { DLQ_HEADERS } from '../../src/stages/deadletter.js';
 import { loadModel } from '../../src/model/manifest.js';
 import { EXPECTED_CODE, EventFactory, type OutMessage, POISON_KINDS, ROOT } from '../../scripts/lib/feature-events.js';
-import { createTopics, drainTopic, randomName, testKafka, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { createTopics, drainTopic, produce, randomName, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { startTestScorer } from '../helpers/scorer.js';
 
 const model = loadModel(resolve(ROOT, 'models/churn.onnx'));
@@ -44,12 +44,6 @@ function topicsFor(name: string) {
   return { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
 }
 
-async function produce(topic: string, messages: OutMessage[]): Promise<void> {
-  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic, messages: messages.slice(i, i + 1000) });
-  await producer.disconnect();
-}
 
 describe('scoring pipeline', () => {
   it('scores every event of 6 partitions exactly as onnxruntime does, keys kept, one output per input', async () => {

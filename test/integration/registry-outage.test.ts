@@ -7,21 +7,15 @@
  * H2 on disk). With a stack this run does not own (KAFKA_BROKERS/SCHEMA_REGISTRY_URL given, or
  * containers), the scorer reaches the registry through a loopback TCP proxy that is cut instead.
  */
-import { RegistryRest } from '../../src/kafka/registry.js';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
+import { EventFactory } from '../../scripts/lib/feature-events.js';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { stackUp, stopComponent } from '../../scripts/stack/stack.js';
-import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { createTopics, drainTopic, produce, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { scrape } from '../helpers/net.js';
 import { startTestScorer } from '../helpers/scorer.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-async function produce(topic: string, messages: OutMessage[]): Promise<void> {
-  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  await producer.send({ topic, messages });
-  await producer.disconnect();
-}
 
 describe('registry outage', () => {
   // Whatever happens to the test, the files after it need the registry back.

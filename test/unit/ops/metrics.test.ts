@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createMetrics } from '../../../src/ops/metrics.js';
+import { createMetrics, zeroCounters } from '../../../src/ops/metrics.js';
 
 const OURS = /^(scorer_|kafka_consumergroup_)/;
 
@@ -8,6 +8,7 @@ const EXPECTED: Record<string, string> = {
   kafka_consumergroup_lag: 'gauge',
   kafka_consumergroup_lag_sum: 'gauge',
   kafka_consumergroup_lag_seconds: 'gauge',
+  kafka_consumergroup_lag_status: 'gauge',
   scorer_fetch_lag: 'gauge',
   scorer_records_consumed_total: 'counter',
   scorer_records_scored_total: 'counter',
@@ -117,5 +118,19 @@ describe('createMetrics', () => {
       expect(text).toContain(line);
     }
     expect(text).toContain('# TYPE scorer_end_to_end_latency_seconds histogram');
+  });
+
+  it('zeroCounters starts every dead-letter code, transient retry and transaction result at 0, so increase() sees the first one', async () => {
+    const metrics = createMetrics(new Registry());
+    zeroCounters(metrics, 'features');
+    const text = await metrics.registry.metrics();
+    for (const code of ['BAD_MAGIC_BYTE', 'UNKNOWN_SCHEMA_ID', 'UNSUPPORTED_SCHEMA_TYPE', 'INCOMPATIBLE_SCHEMA', 'MALFORMED_PAYLOAD', 'INVALID_FEATURE', 'INFERENCE_FAILED'])
+      expect(text).toContain(`scorer_records_dead_lettered_total{topic="features",code="${code}"} 0`);
+    expect(text).toContain('scorer_retries_total{stage="decode",code="REGISTRY_UNAVAILABLE"} 0');
+    expect(text).toContain('scorer_retries_total{stage="produce",code="KAFKA_UNAVAILABLE"} 0');
+    expect(text).toContain('scorer_transactions_total{result="committed"} 0');
+    expect(text).toContain('scorer_transactions_total{result="aborted"} 0');
+    // Fatal codes are not retries of a transient failure: not pre-created.
+    expect(text).not.toContain('PRODUCER_FENCED');
   });
 });
