@@ -269,6 +269,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(48) // 6 required + 30 with defaults + 11 security + CONFIG_FILE;
+    expect(CONFIG_KEYS).toHaveLength(52) // 6 required + 34 with defaults + 11 security + CONFIG_FILE;
   });
 });
