@@ -132,6 +132,11 @@ export class EventFactory {
     return f;
   }
 
+  /** Events only (no registry): for feature files (scripts/lib/feature-files.ts); encode() needs create(). */
+  static offline({ model = 'churn' as ModelKind, seed = 1 } = {}): EventFactory {
+    return new EventFactory(model, seed);
+  }
+
   async #register(registry: SchemaRegistry, name: string, subject: string, schema: RecordSchema): Promise<void> {
     const { id } = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject });
     this.#ids.set(name, { id, type: avro.Type.forSchema(schema as avro.Schema) });
