@@ -7,8 +7,8 @@
 import avro from 'avsc';
 import { ScorerError } from '../errors.js';
 import type { Manifest } from '../model/manifest.js';
-import type { DecodedChunk } from '../stages/decode/row-decoder.js';
-import { type EventEnvelope, type FeatureEvent, Vectorizer } from '../stages/vectorize.js';
+import { type DecodedChunk, collectRows } from '../stages/decode/row-decoder.js';
+import { type FeatureEvent, Vectorizer } from '../stages/vectorize.js';
 
 export interface EventRowsOptions {
   manifest: Manifest;
@@ -45,24 +45,11 @@ export class EventRows {
 
   /** One row per valid event; a bad event's permanent error is in `failures` (never thrown). */
   decodeEvents(events: readonly unknown[]): DecodedChunk {
-    const n = events.length;
-    const features = new Float32Array(n * this.width);
-    const envelopes: (EventEnvelope | undefined)[] = new Array(n);
-    const rowOf = new Int32Array(n).fill(-1);
-    const failures = new Map<number, ScorerError>();
-    let rows = 0;
-    for (let i = 0; i < n; i++) {
-      try {
-        const event = this.#event(events[i]);
-        this.#vectorizer.write(event, features, rows);
-        envelopes[i] = { event_id: event.event_id, entity_id: event.entity_id, event_time: event.event_time };
-        rowOf[i] = rows++;
-      } catch (err) {
-        if (!(err instanceof ScorerError)) throw err;
-        failures.set(i, err);
-      }
-    }
-    return { features: features.subarray(0, rows * this.width), rows, rowOf, envelopes, failures, schemaIds: [] };
+    return collectRows(events, this.width, (raw, out, row) => {
+      const event = this.#event(raw);
+      this.#vectorizer.write(event, out, row);
+      return { event_id: event.event_id, entity_id: event.entity_id, event_time: event.event_time };
+    });
   }
 
   /** A feature event with `features` as a record, or with the feature fields at the top level (a flat table row). */
