@@ -3,7 +3,7 @@
  * model): https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  *
  * Three shapes are accepted, all ending in the same float32 rows the stream builds:
- *   1. the feature tensor: one input named as the model's input (e.g. "float_input"), shape
+ *   1. the feature tensor: one input named as the model's input (the churn model's is "features"), shape
  *      [rows, width] (or [width] for one row), any numeric or BOOL datatype, data flat or nested;
  *   2. one input per feature field (the columnar form MLServer's pandas codec uses), shape [rows];
  *   3. not OIP but what a service has at hand: a feature event (`{"features": {...}}`), or an
