@@ -46,6 +46,10 @@ export const DEFAULTS = {
   LAG_POLL_INTERVAL_MS: 5_000, // ms between consumer-lag polls of the broker
   KAFKA_SSL: false, // implied true when any KAFKA_SSL_*_FILE is set
   KAFKA_SSL_REJECT_UNAUTHORIZED: true,
+  INFER_HTTP: false, // the Open Inference Protocol v2 endpoint on HTTP_PORT (src/serve/oip.ts)
+  INFER_HTTP_MAX_QUEUED_ROWS: 10_000, // rows of HTTP requests accepted and not yet answered; beyond: 503
+  INFER_HTTP_TIMEOUT_MS: 5_000, // ms a request waits for its scores; then 504
+  INFER_HTTP_MAX_BODY_BYTES: 8_388_608, // bytes (8 MiB) of one request body; beyond: 413
 } as const;
 
 /**
@@ -92,6 +96,8 @@ export interface Config {
   backpressure: { maxInFlightRows: number; resumeInFlightRows: number };
   circuit: { failureThreshold: number; cooldownMs: number };
   http: { port: number; host: string };
+  /** The Open Inference Protocol endpoint (src/serve/oip.ts): off unless INFER_HTTP=true. */
+  inferHttp: { enabled: boolean; maxQueuedRows: number; timeoutMs: number; maxBodyBytes: number };
   logLevel: LogLevel;
   lagPollIntervalMs: number;
   shutdownTimeoutMs: number;
@@ -102,6 +108,8 @@ export interface Config {
 export interface LoadConfigOptions {
   readFile?: (path: string) => string;
   isFile?: (path: string) => boolean;
+  /** Required variables a command does without (score-file needs no Kafka): not reported when missing. */
+  notRequired?: readonly string[];
 }
 
 const MAX_INT32 = 2_147_483_647;
@@ -159,6 +167,10 @@ const SCHEMA = {
   SCHEMA_REGISTRY_CA_FILE: optional(pemFile),
   // Ids are the 4-byte signed int of the Confluent wire format; registries start them at 1.
   OUTPUT_SCHEMA_ID: optional(int(1, MAX_INT32)),
+  INFER_HTTP: withDefault(bool, DEFAULTS.INFER_HTTP),
+  INFER_HTTP_MAX_QUEUED_ROWS: withDefault(int(1, 10_000_000), DEFAULTS.INFER_HTTP_MAX_QUEUED_ROWS),
+  INFER_HTTP_TIMEOUT_MS: withDefault(int(1, 600_000), DEFAULTS.INFER_HTTP_TIMEOUT_MS),
+  INFER_HTTP_MAX_BODY_BYTES: withDefault(int(1_024, 1_073_741_824), DEFAULTS.INFER_HTTP_MAX_BODY_BYTES),
 };
 type Key = keyof typeof SCHEMA;
 type ValueOf<E> = E extends Entry<infer T, infer K> ? (K extends 'optional' ? T | undefined : T) : never;
@@ -256,7 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     const entry: Entry<unknown, 'required' | 'default' | 'optional'> = SCHEMA[k];
     const given = raw[k];
     if (given === undefined) {
-      if (entry.kind === 'required') problems.push(`${k}: expected ${entry.expected}, got nothing (required)`);
+      if (entry.kind === 'required' && options.notRequired?.includes(k) !== true) problems.push(`${k}: expected ${entry.expected}, got nothing (required)`);
       values[k] = entry.fallback;
       continue;
     }
@@ -309,6 +321,7 @@ function build(v: Values): Config {
     backpressure: { maxInFlightRows: v.MAX_IN_FLIGHT_ROWS, resumeInFlightRows: v.RESUME_IN_FLIGHT_ROWS },
     circuit: { failureThreshold: v.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: v.CIRCUIT_COOLDOWN_MS },
     http: { port: v.HTTP_PORT, host: v.HTTP_HOST },
+    inferHttp: { enabled: v.INFER_HTTP, maxQueuedRows: v.INFER_HTTP_MAX_QUEUED_ROWS, timeoutMs: v.INFER_HTTP_TIMEOUT_MS, maxBodyBytes: v.INFER_HTTP_MAX_BODY_BYTES },
     logLevel: v.LOG_LEVEL,
     lagPollIntervalMs: v.LAG_POLL_INTERVAL_MS,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,

@@ -155,6 +155,11 @@ export class EventFactory {
     return f;
   }
 
+  /** Events only (no registry): for feature files (scripts/lib/feature-files.ts); encode() needs create(). */
+  static offline({ model = 'churn' as ModelKind, seed = 1 } = {}): EventFactory {
+    return new EventFactory(model, seed);
+  }
+
   async #register(registry: RegistryRest, name: string, subject: string, schema: RecordSchema): Promise<void> {
     const advice = `Produce to another topic (--topic), or register a compatible schema there.`;
     const id = await registerSchema(registry, subject, schema as avro.Schema, { advice, retry: { attempts: 3 } });

@@ -1,6 +1,7 @@
 /**
  * The operational HTTP endpoint (node:http only): GET /metrics for Prometheus, GET /healthz for
- * the liveness probe, GET /readyz for the readiness probe. Nothing else is served.
+ * the liveness probe, GET /readyz for the readiness probe. Other paths go to mounted handlers
+ * (the Open Inference Protocol endpoint, src/serve/oip.ts, when INFER_HTTP=true), else 404.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,9 +27,14 @@ export interface HttpServerOptions {
   logger: Logger;
 }
 
+/** A mounted route: answers the request and resolves true, or resolves false to pass it on. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
+
 export interface HttpServer {
   /** The port actually bound. */
   readonly port: number;
+  /** Adds routes asked after /metrics, /healthz and /readyz. */
+  mount(handler: RouteHandler): void;
   /** Stops accepting connections and resolves once open ones are closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -42,6 +48,7 @@ const reasonsOf = (checks: Record<string, boolean | string>): string[] =>
 class ProbeServer implements HttpServer {
   readonly #server: Server;
   readonly #opts: HttpServerOptions;
+  readonly #routes: RouteHandler[] = [];
   #closed: Promise<void> | undefined;
   #port = 0;
 
@@ -74,6 +81,10 @@ class ProbeServer implements HttpServer {
     });
   }
 
+  mount(handler: RouteHandler): void {
+    this.#routes.push(handler);
+  }
+
   close(): Promise<void> {
     this.#closed ??= new Promise((resolve, reject) => {
       this.#server.close((err) => (err ? reject(err) : resolve()));
@@ -86,6 +97,7 @@ class ProbeServer implements HttpServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+      for (const route of this.#routes) if (await route(req, res, path)) return;
       res.writeHead(404, JSON_HEADERS).end(JSON.stringify({ status: 'not found' }));
       return;
     }

@@ -79,3 +79,23 @@ export function zeroCounters(metrics: Metrics, inputTopic: string): void {
   }
   for (const result of ['committed', 'aborted']) metrics.transactions.inc({ result }, 0);
 }
+
+/**
+ * The Open Inference Protocol endpoint's own metrics (src/serve/oip.ts), registered only when
+ * INFER_HTTP=true. Its rows also show in the shared scorer_batch_* and inference histograms.
+ */
+export function createInferHttpMetrics(registry: Registry) {
+  const r = [registry];
+  return {
+    /** counter, requests: infer requests answered, by HTTP status (200, 400, 404, 413, 503, 504, ...). */
+    requests: new Counter({ name: 'scorer_infer_http_requests_total', help: 'Open Inference Protocol infer requests, by HTTP status.', labelNames: ['model', 'status'] as const, registers: r }),
+    /** histogram, seconds: body received -> response written, for answered infer requests. */
+    duration: new Histogram({ name: 'scorer_infer_http_request_duration_seconds', help: 'Duration of one infer request (parse, batch, infer, answer).', labelNames: ['model'] as const, buckets: FAST_SECONDS, registers: r }),
+    /** counter, rows: rows scored for infer requests. */
+    rows: new Counter({ name: 'scorer_infer_http_rows_total', help: 'Rows scored for infer requests.', labelNames: ['model'] as const, registers: r }),
+    /** gauge, rows: rows of infer requests accepted and not yet answered by the model (bounded by INFER_HTTP_MAX_QUEUED_ROWS). */
+    queuedRows: new Gauge({ name: 'scorer_infer_http_queued_rows', help: 'Rows of infer requests waiting for the model.', registers: r }),
+  };
+}
+
+export type InferHttpMetrics = ReturnType<typeof createInferHttpMetrics>;

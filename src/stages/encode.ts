@@ -43,24 +43,28 @@ export interface EncoderOptions {
   manifest: Manifest;
 }
 
+/** The decision for a score: the manifest's label at or above its threshold, the other below; null without labels. */
+export function labelOf(manifest: Pick<Manifest, 'threshold' | 'labels'>, score: number): string | null {
+  const { threshold, labels } = manifest;
+  return threshold === undefined || labels === undefined ? null : score >= threshold ? labels.atOrAbove : labels.below;
+}
+
 export class Encoder implements ScoredEventEncoder {
   readonly #type: avro.Type;
   readonly #header: Buffer;
   readonly #model: { name: string; version: string };
-  readonly #threshold: number | undefined;
-  readonly #labels: { below: string; atOrAbove: string } | undefined;
+  readonly #manifest: Manifest;
 
   constructor({ schema, schemaId, manifest }: EncoderOptions) {
     this.#type = avro.Type.forSchema(schema);
     this.#header = header(schemaId);
     this.#model = { name: manifest.name, version: manifest.version };
-    this.#threshold = manifest.threshold;
-    this.#labels = manifest.labels;
+    this.#manifest = manifest;
   }
 
   scoredEvent(event: EventEnvelope, source: Source, outcome: Extract<RowOutcome, { ok: true }>, scoredTime: number): ScoredEvent {
     const { score, scores } = outcome;
-    const label = this.#threshold === undefined || this.#labels === undefined ? null : score >= this.#threshold ? this.#labels.atOrAbove : this.#labels.below;
+    const label = labelOf(this.#manifest, score);
     return {
       event_id: event.event_id,
       entity_id: event.entity_id,

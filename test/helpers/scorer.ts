@@ -99,3 +99,27 @@ export async function runScorerToExit(name: string, overrides: Record<string, st
   file.end();
   return { code, log, ms: Date.now() - started };
 }
+
+export interface JobProcess {
+  child: ChildProcess;
+  /** Exit code; stdout is the job's JSON summary line. */
+  exited: Promise<{ code: number | null; stdout: string }>;
+}
+
+/** Runs `kafka-onnx-scorer <args>` (a job subcommand) as its own process; stderr (logs, progress) to .stack/logs/test-<name>.log. */
+export function spawnJob(name: string, args: string[], overrides: Record<string, string>): JobProcess {
+  const env = { ...process.env, ...scorerEnv({ ...overrides, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
+  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
+  const log = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<{ code: number | null; stdout: string }>((r) => child.once('exit', (code) => r({ code, stdout })));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  onTestFinished(() => {
+    if (!gone) child.kill('SIGKILL');
+  });
+  return { child, exited };
+}

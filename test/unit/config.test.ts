@@ -276,6 +276,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(49) // 6 required + 30 with defaults + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE;
+    expect(CONFIG_KEYS).toHaveLength(53); // 6 required + 34 with defaults + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
   });
 });

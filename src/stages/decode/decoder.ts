@@ -19,7 +19,8 @@ type Resolution = { ok: true; resolver: avro.Resolver; writer: avro.Type } | { o
 const UNKNOWN_ID_RECHECK_MS = 30_000;
 
 export interface DecoderOptions {
-  registry: SchemaRegistry;
+  /** Only getSchema(id) is used: a file scorer passes the writer schema of its file header (serve/files/avro-file.ts). */
+  registry: Pick<SchemaRegistry, 'getSchema'>;
   /** Our reader schema: every writer schema is resolved to it. */
   readerSchema: avro.Schema;
   /** How long to wait for the registry per schema id, ms. */
@@ -27,7 +28,7 @@ export interface DecoderOptions {
 }
 
 export class Decoder {
-  readonly #registry: SchemaRegistry;
+  readonly #registry: Pick<SchemaRegistry, 'getSchema'>;
   readonly #reader: avro.Type;
   readonly #resolutions = new Map<number, Resolution>();
   readonly #registryTimeoutMs: number;
