@@ -4,7 +4,7 @@
  * the benchmark (which run it in-process), so it never calls process.exit.
  */
 import { readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type avro from 'avsc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -68,8 +68,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     // model: load, check against the reader schema, warm up with a real inference.
     const model = loadModel(config.model.path);
     metrics.modelInfo.set({ name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 }, 1);
-    const schemaPath = (p: string) => (isAbsolute(p) ? p : resolve(PACKAGE_ROOT, p));
-    const readerSchema = readSchema(schemaPath(model.manifest.eventSchema ?? 'schemas/feature-event.avsc'), 'input (reader)');
+    const readerSchema = model.readerSchema; // eventSchema resolved against the manifest's folder (manifest.ts)
     const scorer = await createRowScorer({
       model,
       batch: config.batch,
