@@ -254,3 +254,17 @@ export class CanaryGuard {
     this.#stableMs = new DurationHistogram();
   }
 }
+
+/**
+ * Where decisions outlive the process, shared by every instance of the consumer group
+ * (src/kafka/rollout-store.ts keeps them in a compacted topic). `get` answers from what was read;
+ * records of other instances arrive through `onRecord`.
+ */
+export interface RolloutStore {
+  /** The furthest record known for a canary key (mergeRecords over everything read). */
+  get(key: string): GuardRecord | undefined;
+  /** Persists a decision; resolves once the broker has it. */
+  write(record: GuardRecord): Promise<void>;
+  /** Called for every record read after start, this instance's own included. */
+  onRecord(listener: (record: GuardRecord) => void): void;
+}
