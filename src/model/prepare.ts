@@ -1,0 +1,79 @@
+/**
+ * Makes one repository version ready to take traffic, off the hot path: read it (manifest,
+ * reader schema, hash), check that the manifest fits the reader schema (every feature it reads is
+ * a numeric field of the events' `features` record), open its inference sessions and run a real
+ * warm-up inference. Shared by the model set (a deployment change) and `models check` (a model
+ * team's CI), so both refuse a version for the same reasons, in the same words.
+ */
+import avro from 'avsc';
+import { ScorerError } from '../errors.js';
+import { type RowScorer, type RowScorerOptions, createRowScorer } from '../stages/infer/infer.js';
+import { Vectorizer } from '../stages/vectorize.js';
+import type { LoadedModel } from './manifest.js';
+import { loadVersion } from './repository.js';
+
+export type ScorerHooks = NonNullable<RowScorerOptions['hooks']>;
+
+/** Opens a version's RowScorer; the wiring passes one built from the configuration (rowScorerFactory). */
+export type CreateScorer = (model: LoadedModel, hooks: ScorerHooks) => Promise<RowScorer>;
+
+/** A version loaded and warmed up: everything the chunk processor needs to score with it. */
+export interface PreparedVersion {
+  version: string;
+  model: LoadedModel;
+  /** Its reader schema as an avsc type (the decoder resolves writer schemas to it). */
+  readerType: avro.Type;
+  vectorizer: Vectorizer;
+  scorer: RowScorer;
+  /** ms since epoch. */
+  loadedAt: number;
+}
+
+/** createScorer from the configuration's batch/infer/circuit settings (createRowScorer). */
+export function rowScorerFactory(base: Omit<RowScorerOptions, 'model' | 'hooks'>): CreateScorer {
+  return (model, hooks) => createRowScorer({ ...base, model, hooks });
+}
+
+/** Which step refused a version, for the reason text and `models check`. */
+export type PrepareStep = 'load' | 'schema' | 'session' | 'warm-up';
+
+export class PrepareError extends ScorerError {
+  override name = 'PrepareError';
+  readonly version: string;
+  readonly step: PrepareStep;
+  constructor(version: string, step: PrepareStep, cause: unknown) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    super(cause instanceof ScorerError ? cause.code : 'MODEL_UNAVAILABLE', `version ${version}: ${step} failed: ${message}`, { cause });
+    this.version = version;
+    this.step = step;
+  }
+}
+
+/** Loads, checks, opens and warms up `version` of the repository `dir`; throws PrepareError. */
+export async function prepareVersion(dir: string, version: string, createScorer: CreateScorer, hooks: ScorerHooks = {}, now: () => number = Date.now): Promise<PreparedVersion> {
+  const step = <T>(name: PrepareStep, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw new PrepareError(version, name, err);
+    }
+  };
+  const model = step('load', () => loadVersion(dir, version));
+  const { readerType, vectorizer } = step('schema', () => {
+    const type = avro.Type.forSchema(model.readerSchema);
+    return { readerType: type, vectorizer: new Vectorizer(model.manifest, type, 'MODEL_REPOSITORY') };
+  });
+  let scorer: RowScorer;
+  try {
+    scorer = await createScorer(model, hooks);
+  } catch (err) {
+    throw new PrepareError(version, 'session', err);
+  }
+  try {
+    await scorer.warmUp();
+  } catch (err) {
+    await scorer.close(1_000).catch(() => undefined);
+    throw new PrepareError(version, 'warm-up', err);
+  }
+  return { version, model, readerType, vectorizer, scorer, loadedAt: now() };
+}
