@@ -37,13 +37,20 @@ export function rowScorerFactory(base: Omit<RowScorerOptions, 'model' | 'hooks'>
 /** Which step refused a version, for the reason text and `models check`. */
 export type PrepareStep = 'load' | 'schema' | 'session' | 'warm-up';
 
+const STEP_TEXT: Record<PrepareStep, string> = {
+  load: 'cannot be read',
+  schema: 'does not fit its reader schema',
+  session: 'cannot open an inference session',
+  'warm-up': 'fails its warm-up inference',
+};
+
 export class PrepareError extends ScorerError {
   override name = 'PrepareError';
   readonly version: string;
   readonly step: PrepareStep;
   constructor(version: string, step: PrepareStep, cause: unknown) {
     const message = cause instanceof Error ? cause.message : String(cause);
-    super(cause instanceof ScorerError ? cause.code : 'MODEL_UNAVAILABLE', `version ${version}: ${step} failed: ${message}`, { cause });
+    super(cause instanceof ScorerError ? cause.code : 'MODEL_UNAVAILABLE', `version ${version} ${STEP_TEXT[step]}: ${message}`, { cause });
     this.version = version;
     this.step = step;
   }

@@ -123,7 +123,7 @@ describe('ModelSet: start and swap', () => {
     const dir = tempRepository(['1.0.0', '1.3.0-nowarmup']);
     const { opts } = options(dir);
     await expect(ModelSet.start(opts, '{"stable": "2.0.0"}')).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('stable: no version "2.0.0" in the repository') });
-    await expect(ModelSet.start(opts, JSON.stringify({ stable: '1.0.0', canary: { version: '1.3.0-nowarmup', percent: 5 } }))).rejects.toMatchObject({ message: expect.stringMatching(/^version 1\.3\.0-nowarmup: warm-up failed: /) });
+    await expect(ModelSet.start(opts, JSON.stringify({ stable: '1.0.0', canary: { version: '1.3.0-nowarmup', percent: 5 } }))).rejects.toMatchObject({ message: expect.stringMatching(/^version 1\.3\.0-nowarmup fails its warm-up inference: /) });
   });
 });
 
@@ -134,8 +134,8 @@ describe('ModelSet: refused changes', () => {
     const cases: [string, RegExp][] = [
       ['{ "stable": "1.1.0", ', /^MODEL_DEPLOYMENT: .*deployment\.json: not valid JSON/],
       ['{ "stable": "9.0.0" }', /stable: no version "9\.0\.0" in the repository/],
-      [JSON.stringify({ stable: '1.1.0', canary: { version: '1.3.0-nowarmup', percent: 10 } }), /^version 1\.3\.0-nowarmup: warm-up failed: warm-up inference failed: .*Gather/],
-      [JSON.stringify({ stable: '1.1.0', canary: { version: '1.4.0-misfit', percent: 10 } }), /^version 1\.4\.0-misfit: schema failed: MODEL_REPOSITORY: model churn reads features\.loyalty_points, which the reader schema does not have/],
+      [JSON.stringify({ stable: '1.1.0', canary: { version: '1.3.0-nowarmup', percent: 10 } }), /^version 1\.3\.0-nowarmup fails its warm-up inference: warm-up inference failed: .*Gather/],
+      [JSON.stringify({ stable: '1.1.0', canary: { version: '1.4.0-misfit', percent: 10 } }), /^version 1\.4\.0-misfit does not fit its reader schema: MODEL_REPOSITORY: model churn reads features\.loyalty_points, which the reader schema does not have/],
     ];
     for (const [text, reason] of cases) {
       const r = await set.apply(text, 'watch');
