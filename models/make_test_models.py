@@ -23,6 +23,26 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 fixtures = pathlib.Path(__file__).resolve().parent.parent / "test" / "fixtures"
+
+
+def churn_shaped(nodes, name: str, inits) -> onnx.ModelProto:
+    """A graph with the churn model's interface: features [N,14] -> label [N], probabilities [N,2]."""
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 14])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        ],
+        initializer=inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
 out_dir = fixtures / "broken"
 out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -40,20 +60,7 @@ inits = [
     numpy_helper.from_array(np.array([1], dtype=np.int64), "sq_axes"),
     numpy_helper.from_array(np.array([[0.5, 0.5]], dtype=np.float32), "table"),
 ]
-graph = helper.make_graph(
-    nodes,
-    "broken",
-    [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 14])],
-    [
-        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
-    ],
-    initializer=inits,
-)
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-model.ir_version = 8
-onnx.checker.check_model(model)
-onnx.save(model, out_dir / "broken.onnx")
+onnx.save(churn_shaped(nodes, "broken", inits), out_dir / "broken.onnx")
 
 manifest = json.loads((pathlib.Path(__file__).resolve().parent / "churn.manifest.json").read_text())
 manifest.update(
@@ -107,20 +114,7 @@ slow_inits = [
     numpy_helper.from_array(np.array([[1.0]], dtype=np.float32), "one"),
     numpy_helper.from_array((rng.standard_normal((14, 14)) / 4).astype(np.float32), "W"),
 ]
-slow_graph = helper.make_graph(
-    slow_nodes,
-    "slow",
-    [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 14])],
-    [
-        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
-    ],
-    initializer=slow_inits,
-)
-slow = helper.make_model(slow_graph, opset_imports=[helper.make_opsetid("", 17)])
-slow.ir_version = 8
-onnx.checker.check_model(slow)
-onnx.save(slow, slow_dir / "slow.onnx")
+onnx.save(churn_shaped(slow_nodes, "slow", slow_inits), slow_dir / "slow.onnx")
 manifest.update(name="slow", version="0.0.1", description=f"Test fixture: {ITERATIONS} chained 14x14 MatMuls per batch, to test backpressure (models/make_test_models.py).")
 (slow_dir / "slow.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 print("wrote", slow_dir)
@@ -184,21 +178,7 @@ nowarmup_inits = [
     numpy_helper.from_array(np.array([[5.0]], dtype=np.float32), "five"),
     numpy_helper.from_array(np.array([[0.5, 0.5]], dtype=np.float32), "table"),
 ]
-nowarmup = helper.make_model(
-    helper.make_graph(
-        nowarmup_nodes,
-        "nowarmup",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 14])],
-        [
-            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
-        ],
-        initializer=nowarmup_inits,
-    ),
-    opset_imports=[helper.make_opsetid("", 17)],
-)
-nowarmup.ir_version = 8
-write_version("1.3.0-nowarmup", nowarmup, "loads, then every inference fails, the warm-up first")
+write_version("1.3.0-nowarmup", churn_shaped(nowarmup_nodes, "nowarmup", nowarmup_inits), "loads, then every inference fails, the warm-up first")
 
 # 1.4.0-misfit: a good model whose manifest reads a field the reader schema does not have.
 misfit_features = ["loyalty_points" if f == "discount_pct" else f for f in base_manifest["features"]]
