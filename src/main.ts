@@ -58,7 +58,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     process.on('SIGINT', onSignal);
     scorer.crashed.then(async (err) => {
       logger.fatal({ err }, 'consumer crashed; exiting');
-      await scorer.stop(Math.min(5_000, config.shutdownTimeoutMs)).catch(() => false);
+      await scorer.stop(Math.min(config.crashStopMs, config.shutdownTimeoutMs)).catch(() => false);
       await flushLogger(logger);
       resolve(EXIT.crash);
     });

@@ -7,7 +7,7 @@
 import './kafkajs-fix.js';
 import { Agent as HttpsAgent } from 'node:https';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { Kafka, type KafkaConfig, type SASLOptions, logLevel as kafkaLogLevel } from 'kafkajs';
+import { type Consumer, Kafka, type KafkaConfig, type SASLOptions, logLevel as kafkaLogLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 
@@ -59,5 +59,23 @@ export function createSchemaRegistry(config: Config): SchemaRegistry {
     ...(agent ? { agent } : {}),
     // The client retries 5xx itself; our decode stage adds its own timeout and retry on top.
     retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 2 },
+  });
+}
+
+/** The group's consumer, read_committed, offsets committed only inside transactions (src/stages/produce.ts). */
+export function createGroupConsumer(kafka: Kafka, config: Config): Consumer {
+  const { kafka: k } = config;
+  return kafka.consumer({
+    groupId: k.groupId,
+    readUncommitted: false,
+    sessionTimeout: k.sessionTimeoutMs,
+    heartbeatInterval: k.heartbeatIntervalMs,
+    rebalanceTimeout: Math.max(60_000, k.sessionTimeoutMs * 2),
+    maxBytesPerPartition: k.fetch.maxBytesPerPartition,
+    maxBytes: k.fetch.maxBytes,
+    minBytes: k.fetch.minBytes,
+    maxWaitTimeInMs: k.fetch.maxWaitTimeMs,
+    // kafkajs restarts the consumer on retriable failures; a crash it cannot recover from ends the process.
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 30_000 },
   });
 }

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { describe as describeError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { parseDeployment } from './deployment.js';
 import { DEFAULT_EVENT_SCHEMA } from './manifest.js';
 import { type CreateScorer, PrepareError, type PrepareStep, prepareVersion, rowScorerFactory } from './prepare.js';
@@ -41,6 +41,7 @@ export interface CheckReport {
 const CHECK_SCORER: CreateScorer = rowScorerFactory({
   batch: { maxSize: 64, maxDelayMs: 0, idleDispatch: true },
   infer: { mode: 'main', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false },
+  circuit: { failureThreshold: 1, cooldownMs: 0 },
 });
 
 export async function checkRepository(dir: string, { deploymentFile, createScorer = CHECK_SCORER }: { deploymentFile?: string; createScorer?: CreateScorer } = {}): Promise<CheckReport> {

@@ -15,7 +15,7 @@
  * meanwhile, and every switch lands at a transaction boundary.
  */
 import type { Logger } from 'pino';
-import { describe as describeError } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
 import { type ActiveModels, type Lease, VersionPool, versionsOf } from './generation.js';
 import { CanaryGuard, type GuardDecision, type GuardRecord, GUARD_STATES, type RolloutStore } from './guard.js';

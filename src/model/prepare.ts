@@ -7,15 +7,26 @@
  */
 import avro from 'avsc';
 import { ScorerError } from '../errors.js';
+import { CircuitBreaker, type CircuitOptions } from '../stages/infer/circuit.js';
 import { type RowScorer, type RowScorerOptions, createRowScorer } from '../stages/infer/infer.js';
 import { Vectorizer } from '../stages/vectorize.js';
 import type { LoadedModel } from './manifest.js';
 import { loadVersion } from './repository.js';
 
-export type ScorerHooks = NonNullable<RowScorerOptions['hooks']>;
+export interface ScorerHooks {
+  onBatch?(info: { rows: number; fillWaitMs: number; inferMs: number }): void;
+  /** The version's own circuit opened or closed. */
+  onCircuit?(open: boolean): void;
+}
+
+/** A version's scorer and its own circuit breaker (a canary's failures never open stable's circuit). */
+export interface VersionScorer {
+  scorer: RowScorer;
+  circuit: CircuitBreaker;
+}
 
 /** Opens a version's RowScorer; the wiring passes one built from the configuration (rowScorerFactory). */
-export type CreateScorer = (model: LoadedModel, hooks: ScorerHooks) => Promise<RowScorer>;
+export type CreateScorer = (model: LoadedModel, hooks: ScorerHooks) => Promise<VersionScorer>;
 
 /** A version loaded and warmed up: everything the chunk processor needs to score with it. */
 export interface PreparedVersion {
@@ -25,13 +36,21 @@ export interface PreparedVersion {
   readerType: avro.Type;
   vectorizer: Vectorizer;
   scorer: RowScorer;
+  /** This version's circuit (readiness and the consume stage's cool-down read the stable one's). */
+  circuit: CircuitBreaker;
   /** ms since epoch. */
   loadedAt: number;
 }
 
-/** createScorer from the configuration's batch/infer/circuit settings (createRowScorer). */
-export function rowScorerFactory(base: Omit<RowScorerOptions, 'model' | 'hooks'>): CreateScorer {
-  return (model, hooks) => createRowScorer({ ...base, model, hooks });
+export type ScorerSettings = Omit<RowScorerOptions, 'model' | 'hooks' | 'circuit'> & { circuit: Omit<CircuitOptions, 'onChange'> };
+
+/** createScorer from the configuration's batch/infer/circuit settings: createRowScorer with a circuit per version. */
+export function rowScorerFactory({ circuit: circuitOptions, ...base }: ScorerSettings): CreateScorer {
+  return async (model, { onBatch, onCircuit }) => {
+    const circuit = new CircuitBreaker({ ...circuitOptions, ...(onCircuit ? { onChange: onCircuit } : {}) });
+    const scorer = await createRowScorer({ ...base, model, circuit, ...(onBatch ? { hooks: { onBatch } } : {}) });
+    return { scorer, circuit };
+  };
 }
 
 /** Which step refused a version, for the reason text and `models check`. */
@@ -70,17 +89,18 @@ export async function prepareVersion(dir: string, version: string, createScorer:
     const type = avro.Type.forSchema(model.readerSchema);
     return { readerType: type, vectorizer: new Vectorizer(model.manifest, type, 'MODEL_REPOSITORY') };
   });
-  let scorer: RowScorer;
+  let opened: VersionScorer;
   try {
-    scorer = await createScorer(model, hooks);
+    opened = await createScorer(model, hooks);
   } catch (err) {
     throw new PrepareError(version, 'session', err);
   }
+  const { scorer, circuit } = opened;
   try {
     await scorer.warmUp();
   } catch (err) {
     await scorer.close(1_000).catch(() => undefined);
     throw new PrepareError(version, 'warm-up', err);
   }
-  return { version, model, readerType, vectorizer, scorer, loadedAt: now() };
+  return { version, model, readerType, vectorizer, scorer, circuit, loadedAt: now() };
 }

@@ -8,38 +8,41 @@
  * - a transient failure pauses the partition, seeks back to the first uncommitted record and
  *   resumes after a jittered backoff: never dead-lettered, never skipped, never committed past.
  */
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload } from 'kafkajs';
 import type { Logger } from 'pino';
-import { ScorerError, describe as describeError } from '../errors.js';
+import { ScorerError, describeError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { ChunkResult, Pipeline } from './chunk.js';
-import type { PartitionProducers } from './produce.js';
 import { backoffDelay } from '../retry.js';
+import type { ChunkHandler, ChunkResult } from './chunk.js';
+import type { CircuitBreaker } from './infer/circuit.js';
+import type { PartitionLeases } from './produce.js';
+
+/** The parts of a kafkajs consumer this stage uses (created by src/kafka/clients.ts; a test passes a fake). */
+export type GroupConsumer = Pick<Consumer, 'connect' | 'subscribe' | 'run' | 'disconnect' | 'pause' | 'resume' | 'seek' | 'on' | 'events'>;
 
 export interface ConsumeOptions {
-  kafka: Kafka;
-  groupId: string;
+  /** A consumer of the group, read_committed, not yet connected. */
+  consumer: GroupConsumer;
   topic: string;
-  pipeline: Pipeline;
-  producers: PartitionProducers;
+  /** Processes and commits each chunk (the chunk processor). */
+  handler: ChunkHandler;
+  /** The per-partition transactional producers: fence on assignment, committed offsets. */
+  leases: PartitionLeases;
+  /** Its cool-down is the pause after a whole-batch inference failure. */
+  circuit: Pick<CircuitBreaker, 'cooldownMs'>;
   metrics: Metrics;
   logger: Logger;
-  sessionTimeoutMs: number;
-  heartbeatIntervalMs: number;
   partitionsConsumedConcurrently: number;
-  fetch: { maxBytesPerPartition: number; maxBytes: number; minBytes: number; maxWaitTimeMs: number };
   /** Records per transaction at most (a fetched batch larger than this is committed in several). */
-  chunkMaxRecords?: number;
+  chunkMaxRecords: number;
   /** Backoff of a paused partition (ms): first and largest delay. */
-  retry?: { initialDelayMs: number; maxDelayMs: number };
-  /** Pause after BATCH_INFERENCE_FAILED (the model, not a record, failed), ms. */
-  circuitCooldownMs?: number;
+  retry: { initialDelayMs: number; maxDelayMs: number };
   /** Backpressure: with more than `max` rows in flight, new chunks wait until at most `resume` remain. */
-  inFlight?: { max: number; resume: number };
+  inFlight: { max: number; resume: number };
   /** Called after each committed chunk (metrics, progress). */
-  onChunk?: (partition: number, result: ChunkResult) => void;
+  onChunk(partition: number, result: ChunkResult): void;
   /** Called when the consumer crashed for good (kafkajs gave up); the process should exit. */
-  onCrash?: (err: unknown) => void;
+  onCrash(err: unknown): void;
 }
 
 interface PartitionState {
@@ -57,8 +60,8 @@ export interface PartitionProgress {
 }
 
 export class ConsumeStage {
-  readonly #o: ConsumeOptions;
-  readonly #consumer: Consumer;
+  readonly #opts: ConsumeOptions;
+  readonly #consumer: GroupConsumer;
   readonly #log: Logger;
   readonly #partitions = new Map<number, PartitionState>();
   readonly #pendingSince = new Map<number, number>();
@@ -66,49 +69,28 @@ export class ConsumeStage {
   /** Rows admitted into the pipeline and not yet committed or failed (all partitions). */
   #inFlight = 0;
   #inFlightDrained: (() => void)[] = [];
-  #assigned: number[] = [];
   #joined = false;
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
 
   constructor(opts: ConsumeOptions) {
-    this.#o = opts;
+    this.#opts = opts;
     this.#log = opts.logger;
-    this.#consumer = opts.kafka.consumer({
-      groupId: opts.groupId,
-      readUncommitted: false,
-      sessionTimeout: opts.sessionTimeoutMs,
-      heartbeatInterval: opts.heartbeatIntervalMs,
-      rebalanceTimeout: Math.max(60_000, opts.sessionTimeoutMs * 2),
-      maxBytesPerPartition: opts.fetch.maxBytesPerPartition,
-      maxBytes: opts.fetch.maxBytes,
-      minBytes: opts.fetch.minBytes,
-      maxWaitTimeInMs: opts.fetch.maxWaitTimeMs,
-      // kafkajs restarts the consumer on retriable failures; a crash it cannot recover from ends the process.
-      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 30_000 },
-    });
+    this.#consumer = opts.consumer;
     const { GROUP_JOIN, CRASH, REBALANCING } = this.#consumer.events;
     this.#consumer.on(REBALANCING, () => {
-      this.#o.metrics.rebalances.inc();
+      this.#opts.metrics.rebalances.inc();
       this.#log.info('rebalance started');
     });
     this.#consumer.on(GROUP_JOIN, ({ payload }) => this.#onAssignment(payload.memberAssignment[opts.topic] ?? [], payload.memberId));
     this.#consumer.on(CRASH, ({ payload }) => {
       this.#log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
-      if (!payload.restart) opts.onCrash?.(payload.error);
+      if (!payload.restart) opts.onCrash(payload.error);
     });
-  }
-
-  get consumer(): Consumer {
-    return this.#consumer;
   }
 
   /** True once the consumer has joined the group (readiness). */
   get joined(): boolean {
     return this.#joined;
-  }
-
-  get assignedPartitions(): readonly number[] {
-    return this.#assigned;
   }
 
   progress(partition: number): PartitionProgress {
@@ -119,11 +101,11 @@ export class ConsumeStage {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
     await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [this.#o.topic], fromBeginning: true });
+    await this.#consumer.subscribe({ topics: [this.#opts.topic], fromBeginning: true });
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.#o.partitionsConsumedConcurrently,
+      partitionsConsumedConcurrently: this.#opts.partitionsConsumedConcurrently,
       eachBatch: (payload) => this.#eachBatch(payload),
     });
   }
@@ -134,7 +116,7 @@ export class ConsumeStage {
     this.#state = 'stopping';
     for (const s of this.#partitions.values()) clearTimeout(s.resumeTimer);
     await this.#consumer.disconnect();
-    await this.#o.producers.releaseAll();
+    await this.#opts.leases.releaseAll();
     this.#state = 'stopped';
   }
 
@@ -145,17 +127,16 @@ export class ConsumeStage {
       if (kept.has(partition)) continue;
       clearTimeout(state.resumeTimer);
       this.#partitions.delete(partition);
-      void this.#o.producers.release(partition);
+      void this.#opts.leases.release(partition);
     }
     for (const p of [...this.#paused, ...this.#pendingSince.keys()]) {
       if (kept.has(p)) continue;
       this.#paused.delete(p);
       this.#pendingSince.delete(p);
     }
-    this.#o.metrics.partitionsPaused.set(this.#paused.size);
-    this.#assigned = [...partitions].sort((a, b) => a - b);
-    this.#o.metrics.partitionsAssigned.set(partitions.length);
-    this.#log.info({ memberId, partitions: this.#assigned }, 'partitions assigned');
+    this.#opts.metrics.partitionsPaused.set(this.#paused.size);
+    this.#opts.metrics.partitionsAssigned.set(partitions.length);
+    this.#log.info({ memberId, partitions: [...partitions].sort((a, b) => a - b) }, 'partitions assigned');
   }
 
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
@@ -163,8 +144,8 @@ export class ConsumeStage {
     if (batch.messages.length === 0) return;
     let state = this.#partitions.get(partition);
     try {
-      if (state === undefined || !this.#o.producers.has(partition)) {
-        const lease = await this.#o.producers.acquire(partition);
+      if (state === undefined || !this.#opts.leases.has(partition)) {
+        const lease = await this.#opts.leases.acquire(partition);
         state = { next: lease.committedOffset, failures: state?.failures ?? 0 };
         this.#partitions.set(partition, state);
       }
@@ -176,17 +157,17 @@ export class ConsumeStage {
         this.#log.info({ partition, skipped, committed: current.next?.toString() }, 'skipping records below the committed offset');
         resolveOffset((current.next as bigint) > BigInt(batch.lastOffset()) ? batch.lastOffset() : ((current.next as bigint) - 1n).toString());
       }
-      this.#o.metrics.fetchLag.set({ topic, partition }, Number(batch.offsetLag()));
-      const chunkMax = this.#o.chunkMaxRecords ?? 5_000;
+      this.#opts.metrics.fetchLag.set({ topic, partition }, Number(batch.offsetLag()));
+      const chunkMax = this.#opts.chunkMaxRecords;
       for (let start = 0; start < pending.length; start += chunkMax) {
         if (!isRunning() || isStale()) return;
         const messages = pending.slice(start, start + chunkMax);
-        this.#o.metrics.recordsConsumed.inc({ topic }, messages.length);
+        this.#opts.metrics.recordsConsumed.inc({ topic }, messages.length);
         if (!this.#pendingSince.has(partition)) this.#pendingSince.set(partition, Number(messages[0]?.timestamp));
         await this.#admit(messages.length, heartbeat);
         let result: ChunkResult;
         try {
-          result = await this.#o.pipeline.process({ topic, partition, messages });
+          result = await this.#opts.handler.process({ topic, partition, messages });
         } finally {
           this.#release(messages.length);
         }
@@ -196,7 +177,7 @@ export class ConsumeStage {
         const following = pending[start + chunkMax];
         if (following === undefined) this.#pendingSince.delete(partition);
         else this.#pendingSince.set(partition, Number(following.timestamp));
-        this.#o.onChunk?.(partition, result);
+        this.#opts.onChunk(partition, result);
         await heartbeat();
       }
     } catch (err) {
@@ -216,8 +197,8 @@ export class ConsumeStage {
    * so a chunk larger than the mark cannot wait forever.
    */
   async #admit(rows: number, heartbeat: () => Promise<void>): Promise<void> {
-    const gate = this.#o.inFlight;
-    while (gate !== undefined && this.#inFlight > 0 && this.#inFlight + rows > gate.max && this.#state === 'running') {
+    const gate = this.#opts.inFlight;
+    while (this.#inFlight > 0 && this.#inFlight + rows > gate.max && this.#state === 'running') {
       this.#log.debug({ inFlight: this.#inFlight, rows }, 'backpressure: holding a chunk');
       // Woken when in-flight rows fall to the low-water mark; heartbeat meanwhile so a long wait is not a session timeout.
       await new Promise<void>((resolve) => {
@@ -230,14 +211,13 @@ export class ConsumeStage {
       await heartbeat();
     }
     this.#inFlight += rows;
-    this.#o.metrics.inFlightRows.set(this.#inFlight);
+    this.#opts.metrics.inFlightRows.set(this.#inFlight);
   }
 
   #release(rows: number): void {
     this.#inFlight -= rows;
-    this.#o.metrics.inFlightRows.set(this.#inFlight);
-    const gate = this.#o.inFlight;
-    if (gate === undefined || this.#inFlight <= gate.resume) for (const wake of this.#inFlightDrained.splice(0)) wake();
+    this.#opts.metrics.inFlightRows.set(this.#inFlight);
+    if (this.#inFlight <= this.#opts.inFlight.resume) for (const wake of this.#inFlightDrained.splice(0)) wake();
   }
 
   /** Pause, seek back to the first uncommitted record, resume after backoff. */
@@ -245,11 +225,9 @@ export class ConsumeStage {
     const s = state ?? { next: undefined, failures: 0 };
     this.#partitions.set(partition, s);
     s.failures += 1;
-    const { initialDelayMs, maxDelayMs } = this.#o.retry ?? { initialDelayMs: 200, maxDelayMs: 10_000 };
-    const delay =
-      err.code === 'BATCH_INFERENCE_FAILED' ? (this.#o.circuitCooldownMs ?? 30_000) : backoffDelay(s.failures, { initialDelayMs, maxDelayMs });
+    const delay = err.code === 'BATCH_INFERENCE_FAILED' ? this.#opts.circuit.cooldownMs : backoffDelay(s.failures, this.#opts.retry);
     const code = err.code;
-    this.#o.metrics.retries.inc({ stage: err.stage, code });
+    this.#opts.metrics.retries.inc({ stage: err.stage, code });
     this.#log.warn({ partition, code, attempt: s.failures, retryInMs: delay, err: describeError(err) }, 'partition paused after a transient failure; will read the chunk again');
     if (code === 'PRODUCER_FENCED') {
       // Another instance may own the partition now: re-acquire (fence) and re-read the committed offset.
@@ -259,12 +237,12 @@ export class ConsumeStage {
     const tp = [{ topic, partitions: [partition] }];
     this.#consumer.pause(tp);
     this.#paused.add(partition);
-    this.#o.metrics.partitionsPaused.set(this.#paused.size);
+    this.#opts.metrics.partitionsPaused.set(this.#paused.size);
     if (s.next !== undefined) this.#consumer.seek({ topic, partition, offset: s.next.toString() });
     clearTimeout(s.resumeTimer);
     s.resumeTimer = setTimeout(() => {
       this.#paused.delete(partition);
-      this.#o.metrics.partitionsPaused.set(this.#paused.size);
+      this.#opts.metrics.partitionsPaused.set(this.#paused.size);
       this.#log.info({ partition }, 'partition resumed');
       if (this.#state === 'running') this.#consumer.resume(tp);
     }, delay);

@@ -5,7 +5,7 @@
  * say where it came from and why (codes: src/errors.ts, README "Dead letters").
  */
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
-import { type ScorerError, describe } from '../errors.js';
+import { type ScorerError, describeError } from '../errors.js';
 
 export const DLQ_HEADERS = {
   sourceTopic: 'dlq.source.topic',
@@ -34,7 +34,7 @@ export function deadLetter(message: KafkaMessage, source: { topic: string; parti
   headers[DLQ_HEADERS.sourceOffset] = message.offset;
   headers[DLQ_HEADERS.sourceTimestamp] = message.timestamp;
   headers[DLQ_HEADERS.errorCode] = error.code;
-  headers[DLQ_HEADERS.errorMessage] = describe(error).slice(0, 2000);
+  headers[DLQ_HEADERS.errorMessage] = describeError(error).slice(0, 2000);
   headers[DLQ_HEADERS.errorStage] = error.stage;
   headers[DLQ_HEADERS.scorerVersion] = ctx.scorerVersion;
   headers[DLQ_HEADERS.modelName] = ctx.modelName;

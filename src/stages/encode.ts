@@ -4,7 +4,7 @@
  * The 5-byte header is built once; per record this is one avsc toBuffer and one concat.
  */
 import avro from 'avsc';
-import { HEADER_BYTES } from './decode/decoder.js';
+import { header } from './decode/wire.js';
 import type { RowOutcome } from './infer/infer.js';
 import type { Manifest } from '../model/manifest.js';
 import type { EventEnvelope } from './vectorize.js';
@@ -27,17 +27,32 @@ export interface ScoredEvent {
   label: string | null;
 }
 
-export class Encoder {
+/** The encode stage's contract, as the chunk processor needs it. */
+export interface ScoredEventEncoder {
+  /** The scored event of one input event and its row's outcome. */
+  scoredEvent(event: EventEnvelope, source: Source, outcome: Extract<RowOutcome, { ok: true }>, scoredTime: number): ScoredEvent;
+  /** Its Confluent-framed Avro value. */
+  encode(value: ScoredEvent): Buffer;
+}
+
+export interface EncoderOptions {
+  /** The output schema (schemas/scored-event.avsc) and the id it was registered under. */
+  schema: avro.Schema;
+  schemaId: number;
+  /** The model whose scores are encoded: name, version, threshold and labels. */
+  manifest: Manifest;
+}
+
+export class Encoder implements ScoredEventEncoder {
   readonly #type: avro.Type;
   readonly #header: Buffer;
   readonly #model: { name: string; version: string };
   readonly #threshold: number | undefined;
   readonly #labels: { below: string; atOrAbove: string } | undefined;
 
-  constructor({ schema, schemaId, manifest }: { schema: avro.Schema; schemaId: number; manifest: Manifest }) {
+  constructor({ schema, schemaId, manifest }: EncoderOptions) {
     this.#type = avro.Type.forSchema(schema);
-    this.#header = Buffer.alloc(HEADER_BYTES);
-    this.#header.writeInt32BE(schemaId, 1);
+    this.#header = header(schemaId);
     this.#model = { name: manifest.name, version: manifest.version };
     this.#threshold = manifest.threshold;
     this.#labels = manifest.labels;
@@ -61,10 +76,5 @@ export class Encoder {
 
   encode(value: ScoredEvent): Buffer {
     return Buffer.concat([this.#header, this.#type.toBuffer(value)]);
-  }
-
-  /** For tests and the demo: decode a framed scored event. */
-  decode(buf: Buffer): ScoredEvent {
-    return this.#type.fromBuffer(buf.subarray(HEADER_BYTES)) as ScoredEvent;
   }
 }

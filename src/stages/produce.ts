@@ -9,7 +9,7 @@
  * owner and completes (aborts or finishes) its open transaction before answering; only then is
  * the committed offset final, so `acquire` reads it afterwards and the pipeline skips below it.
  */
-import type { Admin, Kafka, Logger as KafkaLogger, Message, Producer } from 'kafkajs';
+import type { Admin, Message, Producer, ProducerConfig } from 'kafkajs';
 import type { Logger } from 'pino';
 import { ScorerError, isBug } from '../errors.js';
 
@@ -79,38 +79,63 @@ function kafkaErrorType(err: unknown): string | undefined {
   return undefined;
 }
 
-export class PartitionProducers {
-  readonly #kafka: Kafka;
-  readonly #admin: Admin;
-  readonly #groupId: string;
-  readonly #inputTopic: string;
-  readonly #prefix: string;
-  readonly #transactionTimeoutMs: number;
-  readonly #log: Logger;
-  readonly #producers = new Map<number, Producer>();
-  readonly #connecting = new Map<number, Promise<Producer>>();
-  readonly #onTransaction: (result: 'committed' | 'aborted') => void;
+/** What the chunk processor needs from the produce stage: commit one chunk, all or nothing. */
+export interface ChunkCommitter {
+  /**
+   * One transaction: every output message, then the input offset, then commit. On failure the
+   * transaction is aborted (or the producer dropped when it cannot abort or was fenced) and a
+   * ScorerError is thrown: TRANSACTION_FAILED (transient: read the chunk again) or PRODUCER_FENCED.
+   */
+  commit(chunk: ChunkCommit): Promise<void>;
+}
 
-  constructor(opts: { kafka: Kafka; admin: Admin; groupId: string; inputTopic: string; transactionalIdPrefix: string; transactionTimeoutMs: number; logger: Logger; onTransaction?: (result: 'committed' | 'aborted') => void }) {
-    this.#kafka = opts.kafka;
-    this.#admin = opts.admin;
-    this.#groupId = opts.groupId;
-    this.#inputTopic = opts.inputTopic;
-    this.#prefix = opts.transactionalIdPrefix;
-    this.#transactionTimeoutMs = opts.transactionTimeoutMs;
+/** What the consume stage needs: a fenced producer per owned partition, and its committed offset. */
+export interface PartitionLeases {
+  has(partition: number): boolean;
+  /** Creates and initialises (fences) the partition's producer, then reads its committed offset. */
+  acquire(partition: number): Promise<PartitionLease>;
+  release(partition: number): Promise<void>;
+  releaseAll(): Promise<void>;
+}
+
+/** The parts of a kafkajs producer this stage uses (a test passes a fake). */
+export type TransactionalProducer = Pick<Producer, 'connect' | 'disconnect' | 'transaction'>;
+
+export interface PartitionProducersOptions {
+  /** Makes the producers (a kafkajs Kafka, or a fake). */
+  kafka: { producer(config: ProducerConfig): TransactionalProducer };
+  /** Reads committed offsets (a kafkajs Admin, or a fake). */
+  admin: Pick<Admin, 'fetchOffsets'>;
+  groupId: string;
+  inputTopic: string;
+  transactionalIdPrefix: string;
+  transactionTimeoutMs: number;
+  /** kafkajs producer retry for one request (CONCURRENT_TRANSACTIONS after a back-to-back commit). */
+  retry: { initialRetryTime: number; retries: number; maxRetryTime: number };
+  logger: Logger;
+  onTransaction(result: 'committed' | 'aborted'): void;
+}
+
+export class PartitionProducers implements ChunkCommitter, PartitionLeases {
+  readonly #opts: PartitionProducersOptions;
+  readonly #log: Logger;
+  readonly #producers = new Map<number, TransactionalProducer>();
+  readonly #connecting = new Map<number, Promise<TransactionalProducer>>();
+
+  constructor(opts: PartitionProducersOptions) {
+    this.#opts = opts;
     this.#log = opts.logger;
-    this.#onTransaction = opts.onTransaction ?? (() => undefined);
   }
 
   transactionalId(partition: number): string {
-    return `${this.#prefix}-${this.#groupId}-${this.#inputTopic}-${partition}`;
+    const { transactionalIdPrefix, groupId, inputTopic } = this.#opts;
+    return `${transactionalIdPrefix}-${groupId}-${inputTopic}-${partition}`;
   }
 
   has(partition: number): boolean {
     return this.#producers.has(partition);
   }
 
-  /** Creates and initialises (fences) the partition's producer, then reads its committed offset. */
   async acquire(partition: number): Promise<PartitionLease> {
     let pending = this.#connecting.get(partition);
     if (pending === undefined) {
@@ -123,16 +148,16 @@ export class PartitionProducers {
     return { partition, committedOffset };
   }
 
-  async #connect(partition: number): Promise<Producer> {
+  async #connect(partition: number): Promise<TransactionalProducer> {
     await this.release(partition);
-    const producer = this.#kafka.producer({
+    const producer = this.#opts.kafka.producer({
       transactionalId: this.transactionalId(partition),
       idempotent: true,
       maxInFlightRequests: 1,
-      transactionTimeout: this.#transactionTimeoutMs,
+      transactionTimeout: this.#opts.transactionTimeoutMs,
       // A back-to-back transaction can meet CONCURRENT_TRANSACTIONS while the previous one's
-      // markers are written; kafkajs retries after initialRetryTime, so keep it short.
-      retry: { initialRetryTime: 20, retries: 8, maxRetryTime: 2_000 },
+      // markers are written; kafkajs retries after initialRetryTime, so it is kept short.
+      retry: this.#opts.retry,
     });
     try {
       await producer.connect();
@@ -151,7 +176,8 @@ export class PartitionProducers {
 
   async committedOffset(partition: number): Promise<bigint | undefined> {
     try {
-      const [topicOffsets] = await this.#admin.fetchOffsets({ groupId: this.#groupId, topics: [this.#inputTopic] });
+      const { groupId, inputTopic } = this.#opts;
+      const [topicOffsets] = await this.#opts.admin.fetchOffsets({ groupId, topics: [inputTopic] });
       const entry = topicOffsets?.partitions.find((p) => p.partition === partition);
       return entry === undefined || entry.offset === '-1' ? undefined : BigInt(entry.offset);
     } catch (err) {
@@ -159,11 +185,6 @@ export class PartitionProducers {
     }
   }
 
-  /**
-   * One transaction: every output message, then the input offset, then commit. On failure the
-   * transaction is aborted (or the producer dropped when it cannot abort or was fenced) and a
-   * ScorerError is thrown: TRANSACTION_FAILED (transient: read the chunk again) or PRODUCER_FENCED.
-   */
   async commit({ partition, outputs, nextOffset }: ChunkCommit): Promise<void> {
     const producer = this.#producers.get(partition);
     if (producer === undefined) throw new ScorerError('PRODUCER_FENCED', `no producer for partition ${partition} (not acquired or dropped)`);
@@ -172,16 +193,16 @@ export class PartitionProducers {
     });
     try {
       for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
-      await tx.sendOffsets({ consumerGroupId: this.#groupId, topics: [{ topic: this.#inputTopic, partitions: [{ partition, offset: nextOffset.toString() }] }] });
+      await tx.sendOffsets({ consumerGroupId: this.#opts.groupId, topics: [{ topic: this.#opts.inputTopic, partitions: [{ partition, offset: nextOffset.toString() }] }] });
       await tx.commit();
-      this.#onTransaction('committed');
+      this.#opts.onTransaction('committed');
     } catch (err) {
       if (isBug(err)) throw err;
       const failure = this.#failed(partition, err, 'the transaction');
       if (failure.code !== 'PRODUCER_FENCED') {
         try {
           await tx.abort();
-          this.#onTransaction('aborted');
+          this.#opts.onTransaction('aborted');
         } catch (abortErr) {
           // A producer that can neither commit nor abort is dead: drop it; the next acquire fences it.
           this.#log.warn({ partition, err: abortErr }, 'abort failed; dropping the partition producer');
@@ -211,5 +232,3 @@ export class PartitionProducers {
     await Promise.all([...this.#producers.keys()].map((p) => this.release(p)));
   }
 }
-
-export type { KafkaLogger };

@@ -7,8 +7,7 @@
 import type avro from 'avsc';
 import { ScorerError } from '../errors.js';
 import type { Manifest, ModelSource } from '../model/manifest.js';
-
-const FLOAT32_MAX = 3.4028234663852886e38;
+import { FLOAT32_MAX } from './decode/wire.js';
 
 /** What a scored event carries over from its input event. */
 export interface EventEnvelope {

@@ -1,6 +1,5 @@
 /**
- * Decode stage: Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro body) ->
- * a value of OUR reader schema. The writer schema comes from the registry by id (the client
+ * The generic decoder: a framed value (wire.ts) -> a value of OUR reader schema. The writer schema comes from the registry by id (the client
  * caches it forever and dedupes concurrent misses); the writer->reader resolver is built once
  * per id and cached here, because decoding through the client's `readerSchema` option re-parses
  * the schema on every call (~40x slower, see DESIGN.md).
@@ -11,28 +10,25 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { ScorerError, isBug } from '../../errors.js';
-
-export const HEADER_BYTES = 5;
-const MAGIC_BYTE = 0;
+import { HEADER_BYTES, schemaIdOf } from './wire.js';
 
 type Resolution = { ok: true; resolver: avro.Resolver; writer: avro.Type } | { ok: false; error: ScorerError; until?: number };
 
 /** How long an id the registry did not know is believed unknown before asking again (it may be registered late). */
 const UNKNOWN_ID_RECHECK_MS = 30_000;
 
-/** Reads the schema id of a framed value, or throws BAD_MAGIC_BYTE. */
-export function schemaIdOf(value: Buffer | null): number {
-  if (value === null || value.length < HEADER_BYTES) {
-    throw new ScorerError('BAD_MAGIC_BYTE', value === null ? 'record has no value (tombstone)' : `value is ${value.length} bytes, shorter than the 5-byte Confluent header`);
-  }
-  if (value[0] !== MAGIC_BYTE) throw new ScorerError('BAD_MAGIC_BYTE', `first byte is ${value[0]}, expected 0 (Confluent wire format)`);
-  return value.readInt32BE(1);
-}
-
 /** HTTP status of an error from the registry client (mappersmith reports network errors as 400 with the socket error's message). */
 function statusOf(err: unknown): number | undefined {
   const status = (err as { status?: unknown }).status;
   return typeof status === 'number' ? status : undefined;
+}
+
+export interface DecoderOptions {
+  registry: SchemaRegistry;
+  /** Our reader schema: every writer schema is resolved to it. */
+  readerSchema: avro.Schema;
+  /** How long to wait for the registry per schema id, ms. */
+  registryTimeoutMs: number;
 }
 
 export class Decoder {
@@ -41,7 +37,7 @@ export class Decoder {
   readonly #resolutions = new Map<number, Resolution>();
   readonly #registryTimeoutMs: number;
 
-  constructor({ registry, readerSchema, registryTimeoutMs = 10_000 }: { registry: SchemaRegistry; readerSchema: avro.Schema; registryTimeoutMs?: number }) {
+  constructor({ registry, readerSchema, registryTimeoutMs }: DecoderOptions) {
     this.#registry = registry;
     this.#reader = avro.Type.forSchema(readerSchema);
     this.#registryTimeoutMs = registryTimeoutMs;

@@ -13,10 +13,8 @@
  */
 import { endianness } from 'node:os';
 import type avro from 'avsc';
-import { HEADER_BYTES } from './decoder.js';
 import type { EventEnvelope } from '../vectorize.js';
-
-const FLOAT32_MAX = 3.4028234663852886e38;
+import { FLOAT32_MAX, HEADER_BYTES } from './wire.js';
 
 // Wire kinds of a writer field.
 const NULL = 0;
@@ -59,17 +57,19 @@ function fieldsOf(type: unknown): FieldSchema[] | undefined {
   return typeof t === 'object' && t !== null && t.type === 'record' && Array.isArray(t.fields) ? t.fields : undefined;
 }
 
-/** Read position in the value being decoded (decode() is synchronous: one cursor serves every decoder). */
-let at = 0;
+/** Read position in the value being decoded; one per decoder, reset by each decode(). */
+interface Cursor {
+  pos: number;
+}
 
-/** avsc's Tap.readLong, byte for byte (past the end it reads 0s and leaves `at` beyond it). */
-function readLong(buf: Buffer): number {
+/** avsc's Tap.readLong, byte for byte (past the end it reads 0s and leaves the cursor beyond it). */
+function readLong(buf: Buffer, c: Cursor): number {
   let n = 0;
   let k = 0;
   let b: number;
   let h: number;
   do {
-    b = buf[at++] as number;
+    b = buf[c.pos++] as number;
     h = b & 0x80;
     n |= (b & 0x7f) << k;
     k += 7;
@@ -78,7 +78,7 @@ function readLong(buf: Buffer): number {
     let f = n;
     let fk = 268435456; // 2 ** 28
     do {
-      b = buf[at++] as number;
+      b = buf[c.pos++] as number;
       f += (b & 0x7f) * fk;
       fk *= 128;
     } while (b & 0x80);
@@ -101,6 +101,7 @@ export class FastDecoder {
   /** Columns the writer does not have, filled with the reader default: [column, value, column, value, ...]. */
   readonly #defaults: Float64Array;
   readonly #width: number;
+  readonly #cursor: Cursor = { pos: 0 };
 
   constructor(kind: number[], nullBranch: number[], target: number[], defaults: number[], width: number) {
     this.#kind = Uint8Array.from(kind);
@@ -136,13 +137,14 @@ export class FastDecoder {
     let entityId = '';
     let eventTime = 0;
     let scorable = true;
-    at = HEADER_BYTES;
+    const c = this.#cursor;
+    c.pos = HEADER_BYTES;
     for (let i = 0; i < kinds.length; i++) {
       const target = targets[i] as number;
       const nullBranch = nullBranches[i] as number;
       let kind = kinds[i] as number;
       if (nullBranch >= 0) {
-        const branch = readLong(buf);
+        const branch = readLong(buf, c);
         if (branch === nullBranch) kind = NULL;
         else if (branch !== 1 - nullBranch) return undefined;
       }
@@ -152,13 +154,13 @@ export class FastDecoder {
           if (target !== SKIP) scorable = false;
           continue;
         case BOOLEAN: {
-          const pos = at++;
+          const pos = c.pos++;
           if (pos >= end) return undefined;
           x = buf[pos] === 0 ? 0 : 1;
           break;
         }
         case INT:
-          x = readLong(buf);
+          x = readLong(buf, c);
           if (!Number.isSafeInteger(x)) return undefined; // avsc throws or rounds: let it decide
           if (target === EVENT_TIME) {
             eventTime = x;
@@ -166,20 +168,20 @@ export class FastDecoder {
           }
           break;
         case FLOAT:
-          if (at + 4 > end) return undefined;
-          x = buf.readFloatLE(at);
-          at += 4;
+          if (c.pos + 4 > end) return undefined;
+          x = buf.readFloatLE(c.pos);
+          c.pos += 4;
           break;
         case DOUBLE: {
           const run = runs[i] as number;
-          if (at + (run > 0 ? run * 8 : 8) > end) return undefined;
+          if (c.pos + (run > 0 ? run * 8 : 8) > end) return undefined;
           if (run === 0) {
-            x = buf.readDoubleLE(at);
-            at += 8;
+            x = buf.readDoubleLE(c.pos);
+            c.pos += 8;
             break;
           }
-          buf.copy(this.#runBytes, 0, at, at + run * 8);
-          at += run * 8;
+          buf.copy(this.#runBytes, 0, c.pos, c.pos + run * 8);
+          c.pos += run * 8;
           const doubles = this.#runDoubles;
           for (let j = 0; j < run; j++) {
             const t = targets[i + j] as number;
@@ -193,10 +195,10 @@ export class FastDecoder {
         }
         default: {
           // STRING
-          const len = readLong(buf);
-          const pos = at;
+          const len = readLong(buf, c);
+          const pos = c.pos;
           if (len < 0 || pos + len > end) return undefined;
-          at = pos + len;
+          c.pos = pos + len;
           if (target === EVENT_ID) eventId = buf.toString('utf8', pos, pos + len);
           else if (target === ENTITY_ID) entityId = buf.toString('utf8', pos, pos + len);
           continue;
@@ -207,7 +209,7 @@ export class FastDecoder {
       if (!(x <= FLOAT32_MAX && x >= -FLOAT32_MAX)) scorable = false;
       else out[base + target] = x;
     }
-    if (at !== end || !scorable) return undefined;
+    if (c.pos !== end || !scorable) return undefined;
     const defaults = this.#defaults;
     for (let i = 0; i < defaults.length; i += 2) out[base + (defaults[i] as number)] = defaults[i + 1] as number;
     return { event_id: eventId, entity_id: entityId, event_time: eventTime };

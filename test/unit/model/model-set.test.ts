@@ -16,7 +16,7 @@ import { tempRepository } from '../../helpers/repository.js';
 const createScorer = rowScorerFactory({
   batch: { maxSize: 256, maxDelayMs: 1, idleDispatch: true },
   infer: { mode: 'main', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false },
-  circuit: { failureThreshold: 3 },
+  circuit: { failureThreshold: 3, cooldownMs: 0 },
 });
 const sets: ModelSet[] = [];
 afterEach(async () => {

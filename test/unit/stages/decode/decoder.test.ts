@@ -1,6 +1,6 @@
 // The pure part of the decode stage: Confluent wire-format framing (magic byte 0 + 4-byte big-endian schema id).
 import { describe, expect, it } from 'vitest';
-import { HEADER_BYTES, schemaIdOf } from '../../../../src/stages/decode/decoder.js';
+import { HEADER_BYTES, schemaIdOf } from '../../../../src/stages/decode/wire.js';
 import { ScorerError } from '../../../../src/errors.js';
 
 /** A framed value: magic byte, big-endian id, then `body`. */

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Worker as WorkerType } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CircuitBreaker } from '../../../../src/stages/infer/circuit.js';
 import { createRowScorer } from '../../../../src/stages/infer/infer.js';
 import type { RowOutcome, RowScorer, RowScorerOptions } from '../../../../src/stages/infer/infer.js';
 import { loadModel } from '../../../../src/model/manifest.js';
@@ -23,6 +24,12 @@ vi.mock('node:worker_threads', async (importOriginal) => {
   }
   return { ...real, Worker };
 });
+
+// Genuinely slow, not racy: most tests here start real worker threads, each of which loads tsx,
+// onnxruntime and a session before its first batch (~1 s quiet, 4-5 s with the machine loaded),
+// and one scores 8,192 rows of the 256-wide mlp. 30 s for this file only (vi.setConfig is
+// file-scoped); the global 5 s default stays for every other unit test.
+vi.setConfig({ testTimeout: 30_000 });
 
 const file = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 const churn = loadModel(file('../../../../models/churn.onnx'));
@@ -53,13 +60,15 @@ async function directProbabilities(features: Float32Array, rows: number): Promis
 }
 
 type Options = Partial<Omit<RowScorerOptions, 'batch' | 'infer'>> & { batch?: Partial<RowScorerOptions['batch']>; infer?: Partial<RowScorerOptions['infer']> };
+const breaker = (failureThreshold = 5, onChange?: (open: boolean) => void): CircuitBreaker =>
+  new CircuitBreaker({ failureThreshold, cooldownMs: 30_000, ...(onChange && { onChange }) });
 const open: RowScorer[] = [];
 async function scorer(opts: Options = {}): Promise<RowScorer> {
   const s = await createRowScorer({
     model: opts.model ?? churn,
     batch: { maxSize: 256, maxDelayMs: 5, idleDispatch: true, ...opts.batch },
     infer: { mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false, ...opts.infer },
-    ...(opts.circuit && { circuit: opts.circuit }),
+    circuit: opts.circuit ?? breaker(),
     ...(opts.hooks && { hooks: opts.hooks }),
   });
   open.push(s);
@@ -160,8 +169,11 @@ describe('lifecycle', () => {
     const s = await scorer({ model: mlp, batch: { maxSize: 4_096 } });
     const width = mlp.manifest.input.width;
     const running = expect(s.score(randomRows(4_096, width, 1), 4_096)).rejects.toMatchObject({ code: 'MODEL_UNAVAILABLE' }); // ~0.3 s of inference
+    // The scheduler dispatches on a microtask: after one, the first batch is on the (only)
+    // worker and the second waits in the batcher for a free slot.
+    await Promise.resolve();
     const queued = expect(s.score(randomRows(4_096, width, 2), 4_096)).rejects.toMatchObject({ code: 'MODEL_UNAVAILABLE' });
-    await new Promise((r) => setTimeout(r, 5));
+    await Promise.resolve();
     await s.close(1);
     await running;
     await queued;
@@ -208,7 +220,7 @@ describe('lifecycle', () => {
 describe('circuit', () => {
   it('never dead-letters a batch whose every row fails; opens after N such batches and closes on the next success', async () => {
     const circuit: boolean[] = [];
-    const s = await scorer({ circuit: { failureThreshold: 2 }, hooks: { onCircuit: (o) => circuit.push(o) } });
+    const s = await scorer({ circuit: breaker(2, (o) => circuit.push(o)) });
     // NaN in, NaN out: every row of the batch fails, as with a broken model.
     const nan = (): Float32Array => new Float32Array(3 * WIDTH).fill(Number.NaN);
     await expect(s.score(nan(), 3)).rejects.toMatchObject({ code: 'BATCH_INFERENCE_FAILED' });
@@ -221,7 +233,7 @@ describe('circuit', () => {
   });
 
   it('dead-letters a lone failing row while the model is known good', async () => {
-    const s = await scorer({ circuit: { failureThreshold: 2 } });
+    const s = await scorer({ circuit: breaker(2) });
     expect((await s.score(randomRows(1, WIDTH, 2), 1))[0]?.ok).toBe(true);
     const [lone] = await s.score(new Float32Array(WIDTH).fill(Number.NaN), 1);
     expect(lone?.ok === false && lone.error.code).toBe('INFERENCE_FAILED');
