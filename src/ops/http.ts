@@ -1,6 +1,7 @@
 /**
  * The operational HTTP endpoint (node:http only): GET /metrics for Prometheus, GET /healthz for
- * the liveness probe, GET /readyz for the readiness probe. Nothing else is served.
+ * the liveness probe, GET /readyz for the readiness probe, and GET /models (which versions serve)
+ * when given a provider. Nothing else is served.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +24,8 @@ export interface HttpServerOptions {
   host: string;
   registry: Registry;
   health: () => HealthState;
+  /** GET /models (the model set's snapshot, model-set.ts); absent: no such route. */
+  models?: () => unknown;
   logger: Logger;
 }
 
@@ -85,12 +88,17 @@ class ProbeServer implements HttpServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+    const { models } = this.#opts;
+    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz' && !(path === '/models' && models !== undefined)) {
       res.writeHead(404, JSON_HEADERS).end(JSON.stringify({ status: 'not found' }));
       return;
     }
     if (req.method !== 'GET') {
       res.writeHead(405, { ...JSON_HEADERS, allow: 'GET' }).end(JSON.stringify({ status: 'method not allowed' }));
+      return;
+    }
+    if (path === '/models' && models !== undefined) {
+      res.writeHead(200, JSON_HEADERS).end(JSON.stringify(models()));
       return;
     }
     if (path === '/metrics') {
