@@ -109,6 +109,8 @@ export class VersionPool {
     const previous = this.#gen;
     this.#gen = { models, effective, holds: 1 };
     if (previous !== undefined) this.#drop(previous);
+    // Loaded for this change but not in it after all (a guard decision arrived meanwhile).
+    for (const [v, e] of this.entries) if (e.users === 0) this.#unload(v, e);
     this.#onChange();
   }
 
@@ -147,11 +149,14 @@ export class VersionPool {
     if (--gen.holds > 0) return;
     for (const v of versionsOf(gen.effective)) {
       const e = this.entries.get(v);
-      if (e === undefined || --e.users > 0) continue;
-      this.entries.delete(v);
-      this.#logger.info({ version: v }, 'model version unloaded');
-      e.prepared.scorer.close(this.#closeDeadlineMs).catch((err: unknown) => this.#logger.warn({ err, version: v }, 'closing an unloaded version failed'));
+      if (e !== undefined && --e.users === 0) this.#unload(v, e);
     }
     this.#onChange();
+  }
+
+  #unload(version: string, e: Entry): void {
+    this.entries.delete(version);
+    this.#logger.info({ version }, 'model version unloaded');
+    e.prepared.scorer.close(this.#closeDeadlineMs).catch((err: unknown) => this.#logger.warn({ err, version }, 'closing an unloaded version failed'));
   }
 }

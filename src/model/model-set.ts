@@ -180,6 +180,9 @@ export class ModelSet {
       await Promise.allSettled(fresh.map((p) => p.scorer.close(1_000)));
       return this.#refuse(describeError(err), source, err as Error);
     }
+    // A decision another instance recorded while this change was loading.
+    const recorded = guard === undefined ? undefined : this.#o.store?.get(guard.key);
+    if (guard !== undefined && recorded !== undefined) guard.guard.adopt(recorded);
     for (const p of fresh) this.#pool.add(p);
     this.#file = file;
     this.#byDefault = text === undefined;

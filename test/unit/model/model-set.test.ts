@@ -8,7 +8,8 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type GuardRecord, type RolloutStore, mergeRecords } from '../../../src/model/guard.js';
 import { ModelSet, type ModelSetOptions, type Served } from '../../../src/model/model-set.js';
-import { rowScorerFactory } from '../../../src/model/prepare.js';
+import { type CreateScorer, rowScorerFactory } from '../../../src/model/prepare.js';
+import { canaryKey, parseDeployment } from '../../../src/model/deployment.js';
 import { createMetrics } from '../../../src/ops/metrics.js';
 import { churnEvent, readRepoJson, repoPath } from '../../helpers/fixtures.js';
 import { tempRepository } from '../../helpers/repository.js';
@@ -221,6 +222,23 @@ describe('ModelSet: canary guard', () => {
     expect(set.snapshot().versions.map((v) => [v.version, v.role])).toEqual([['1.1.0', 'stable']]);
     expect(await metric('scorer_canary_guard_state', { state: 'promoted' })).toBe(1);
     expect(set.snapshot().guard?.lastDecision?.reason).toMatch(/^healthy for 400 rows \(failure rate 0\.00%, p99 inference .*\): 80% -> 100%$/);
+  });
+
+  it('takes a decision recorded while the change was loading, and keeps nothing it loaded for nothing', async () => {
+    const dir = tempRepository(['1.0.0', '1.2.0-flaky']);
+    const store = new MemoryStore();
+    const file = guarded('1.2.0-flaky');
+    const key = canaryKey(parseDeployment(JSON.stringify(file), { file: 'f', versions: ['1.0.0', '1.2.0-flaky'] })) as string;
+    const decision = { action: 'rollback' as const, at: 1, reason: 'failure rate 9.00% (450 of 5000 rows) above maxFailureRate 1.00%', fromPercent: 50, toPercent: 0 };
+    const racing: CreateScorer = async (model, hooks) => {
+      if (model.manifest.version === '1.2.0-flaky') await store.write({ key, stable: '1.0.0', canary: '1.2.0-flaky', state: 'rolled_back', step: 0, percent: 0, decision, by: 'pod-b' });
+      return createScorer(model, hooks);
+    };
+    const { set } = await start(dir, { stable: '1.0.0' }, { store, createScorer: racing });
+    expect((await set.apply(JSON.stringify(file), 'watch')).result).toBe('applied');
+    expect(set.current().canary).toBeUndefined();
+    expect(set.snapshot().guard).toMatchObject({ state: 'rolled_back', lastDecision: decision });
+    expect(set.snapshot().versions.map((v) => v.version)).toEqual(['1.0.0']);
   });
 
   it('an instance adopts the rollback another instance decided', async () => {
