@@ -4,10 +4,14 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type CheckReport, modelsCommand } from '../../../src/model/check.js';
 import { repoPath } from '../../helpers/fixtures.js';
 import { tempRepository } from '../../helpers/repository.js';
+
+// Genuinely slow, not racy: each check opens and warms up every version's session; one test runs
+// the CLI as a child process. 30 s for this file only (that one 60 s).
+vi.setConfig({ testTimeout: 30_000 });
 
 async function run(...argv: string[]) {
   let out = '';

@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type GuardRecord, type RolloutStore, mergeRecords } from '../../../src/model/guard.js';
 import { ModelSet, type ModelSetOptions, type Served } from '../../../src/model/model-set.js';
 import { type CreateScorer, rowScorerFactory } from '../../../src/model/prepare.js';
@@ -13,6 +13,10 @@ import { canaryKey, parseDeployment } from '../../../src/model/deployment.js';
 import { createMetrics } from '../../../src/ops/metrics.js';
 import { churnEvent, readRepoJson, repoPath } from '../../helpers/fixtures.js';
 import { tempRepository } from '../../helpers/repository.js';
+
+// Genuinely slow, not racy: every test opens and warms up real onnxruntime sessions (~2 s for the
+// file on a quiet machine, past 5 s for one test with the machine loaded). 30 s for this file only.
+vi.setConfig({ testTimeout: 30_000 });
 
 const createScorer = rowScorerFactory({
   batch: { maxSize: 256, maxDelayMs: 1, idleDispatch: true },

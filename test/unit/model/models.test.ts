@@ -4,8 +4,12 @@
 // sklearn's predict_proba[:, 1] for them (models/train.py).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import * as ort from 'onnxruntime-node';
+
+// Genuinely slow, not racy: each case opens an onnxruntime session (the mlp's is 14.7 MB),
+// ~0.3 s for the file on a quiet machine, past 5 s with the machine loaded. 30 s for this file only.
+vi.setConfig({ testTimeout: 30_000 });
 
 interface Manifest {
   name: string;
