@@ -55,9 +55,9 @@ export const isTransient = (err: unknown): err is ScorerError => err instanceof 
 /** A bug in our code, never to be hidden as a record error. */
 export const isBug = (err: unknown): boolean => err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
 
-/** Short text for logs and dead-letter headers: the message plus the first cause's message. */
+/** Short text for logs and dead-letter headers: the message plus the first cause's message (unless the message already says it). */
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : '';
   return `${err.message}${cause}`;
 }

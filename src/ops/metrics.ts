@@ -59,6 +59,17 @@ export function createMetrics(registry: Registry = new Registry()) {
     circuitOpen: new Gauge({ name: 'scorer_circuit_open', help: '1 while the inference circuit breaker is open.', registers: r }),
     /** gauge, 0/1: the /readyz answer. */
     ready: new Gauge({ name: 'scorer_ready', help: '1 when the scorer is ready (what /readyz answers).', registers: r }),
+    // Model rollout (src/model/model-set.ts). Alert rules use these names: never rename them.
+    /** counter, changes: deployment changes (MODEL_DEPLOYMENT edits, SIGHUP) applied whole or refused whole (the current deployment kept), by result applied|refused. */
+    deploymentChanges: new Counter({ name: 'scorer_deployment_changes_total', help: 'Deployment changes, by result (applied, refused: the current deployment kept scoring).', labelNames: ['result'] as const, registers: r }),
+    /** counter, rollbacks: canaries the guard rolled back (traffic to 0), by canary version. */
+    canaryRollbacks: new Counter({ name: 'scorer_canary_rollbacks_total', help: 'Automatic canary rollbacks, by canary version.', labelNames: ['version'] as const, registers: r }),
+    /** gauge, ratio 0..1: share of keys the canary scores now (0 without a canary or after a rollback). */
+    canaryTrafficRatio: new Gauge({ name: 'scorer_canary_traffic_ratio', help: 'Share of keys routed to the canary version (0..1).', registers: r }),
+    /** gauge, 0/1 per state: the canary guard's state, 1 for the current one (none, unguarded, observing, healthy, rolled_back, promoted). */
+    canaryGuardState: new Gauge({ name: 'scorer_canary_guard_state', help: 'Canary guard state: 1 for the current state, 0 for the others.', labelNames: ['state'] as const, registers: r }),
+    /** gauge, versions: model versions loaded and warmed up (stable, canary, shadow; old ones until their last chunk is done). */
+    modelVersionsLoaded: new Gauge({ name: 'scorer_model_versions_loaded', help: 'Model versions loaded (sessions open).', registers: r }),
     /** counter, retries: transient failures retried, by stage and ScorerError code. */
     retries: new Counter({ name: 'scorer_retries_total', help: 'Transient failures retried, by stage and error code.', labelNames: ['stage', 'code'] as const, registers: r }),
   };

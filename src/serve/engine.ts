@@ -46,7 +46,7 @@ export function readSchema(path: string, what: string): avro.Schema {
 /** Loads the model's sessions and warms them up; the caller closes `scorer` (it owns the workers). */
 export async function startEngine({ config, model, metrics, logger }: EngineOptions): Promise<ScoringEngine> {
   const { manifest } = model;
-  const readerSchema = readSchema(manifest.eventSchema ?? 'schemas/feature-event.avsc', 'input (reader)');
+  const readerSchema = model.readerSchema; // eventSchema resolved against the manifest's folder (model/manifest.ts)
   const circuit = new CircuitBreaker({
     ...config.circuit,
     onChange: (open) => {

@@ -37,9 +37,14 @@ const SILENT: Record<string, string> = {
   ScorerRestarting: 'one scorer process for the whole run',
   ScorerDown: 'the scorer answers every scrape',
   ScorerAbsent: 'the scorer is up for the whole run',
+  ScorerCanaryStuck: 'no canary is deployed: scorer_canary_traffic_ratio is 0',
 };
-/** Metrics not exported by this scorer yet (model rollout, issue 8): their alerts are checked by promtool only. */
-const NOT_EXPORTED_YET = ['scorer_deployment_changes_total', 'scorer_canary_rollbacks_total', 'scorer_canary_traffic_ratio', 'scorer_canary_guard_state'];
+/**
+ * Rollout metrics this run cannot produce (no deployment changes, no canary: labelled series
+ * appear on first use); their alerts are checked by promtool only. scorer_canary_traffic_ratio
+ * has no labels, so it is exported (0) from the start and its alert has a SILENT case.
+ */
+const NOT_EXPORTED_YET = ['scorer_deployment_changes_total', 'scorer_canary_rollbacks_total', 'scorer_canary_guard_state'];
 /** Labels the scrape config adds to every scorer series (static target labels), not the scorer. */
 const TARGET_LABELS = ['service'];
 /** Labels whose values the promtool cases must take from the real ones (not placeholders such as instance). */

@@ -88,6 +88,9 @@ describe('describe()', () => {
   it("appends the cause's message", () => {
     const err = new ScorerError('REGISTRY_UNAVAILABLE', 'fetching schema id 3 failed', { cause: new Error('ECONNREFUSED 127.0.0.1:8081') });
     expect(describeError(err)).toBe('fetching schema id 3 failed: ECONNREFUSED 127.0.0.1:8081');
+    // A message that already quotes its cause is not repeated.
+    const cause = new Error('indices out of bounds');
+    expect(describeError(new ScorerError('MODEL_UNAVAILABLE', `warm-up inference failed: ${cause.message}`, { cause }))).toBe('warm-up inference failed: indices out of bounds');
   });
 
   it('stringifies non-errors', () => {

@@ -26,6 +26,11 @@ const EXPECTED: Record<string, string> = {
   scorer_circuit_open: 'gauge',
   scorer_ready: 'gauge',
   scorer_retries_total: 'counter',
+  scorer_deployment_changes_total: 'counter',
+  scorer_canary_rollbacks_total: 'counter',
+  scorer_canary_traffic_ratio: 'gauge',
+  scorer_canary_guard_state: 'gauge',
+  scorer_model_versions_loaded: 'gauge',
 };
 
 describe('createMetrics', () => {
