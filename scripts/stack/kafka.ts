@@ -32,6 +32,8 @@ interface Line {
   deps: string;
   /** Logging config file name, its content, and the system property that points the JVM at it. */
   logConfig: { file: string; text: string; property: string };
+  /** Broker settings only this line knows. */
+  config: string;
 }
 
 const dep = (g: string, a: string, v: string) => `
@@ -52,6 +54,7 @@ log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 `,
   },
+  config: '',
 };
 
 const LINE_4: Line = {
@@ -77,6 +80,11 @@ logger.cleaner.name = kafka.log.LogCleaner
 logger.cleaner.level = WARN
 `,
   },
+  // Share groups (KIP-932) are on by default from 4.2 (share.version 2 on 4.4); their state topic
+  // wants 3 replicas like the other internal topics, which one node cannot give.
+  config: `share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+`,
 };
 
 /** Validates STACK_KAFKA_VERSION (empty or unset: the default). */
@@ -114,7 +122,7 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string)
         writeFileSync(join(pomDir, 'pom.xml'), pom(dep('org.apache.kafka', 'kafka_2.13', version) + line.deps));
         await mvn(pomDir, ['dependency:build-classpath', `-Dmdep.outputFile=${classpathFile}`]);
       }
-      writeFileSync(configFile, kafkaConfig(ports, dataDir));
+      writeFileSync(configFile, kafkaConfig(ports, dataDir) + line.config);
       writeFileSync(logConfigFile, line.logConfig.text);
       if (!existsSync(join(dataDir, 'meta.properties'))) {
         // KRaft storage must be formatted once with a cluster id before the first start; with

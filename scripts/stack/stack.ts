@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../src/kafkajs-fix.js'; // before kafkajs: see the module
 import { Kafka, logLevel } from 'kafkajs';
@@ -195,7 +195,7 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
 
   const info: StackInfo = { kafkaBrokers: kafka.url, schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started };
   writeFileSync(join(ctx.root, 'env'), `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
-  say(`stack: ready (${kafka.identity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${join(ctx.root, 'env')}: \`source .stack/env\`)`);
+  say(`stack: ready (${kafka.identity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${join(ctx.root, 'env')}: \`source ${relative(process.cwd(), join(ctx.root, 'env'))}\`)`);
   return info;
 }
 
