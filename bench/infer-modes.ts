@@ -9,10 +9,12 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { createRowScorer } from '../src/infer.js';
-import type { RowScorerOptions } from '../src/infer.js';
-import { loadModel } from '../src/manifest.js';
-import type { LoadedModel } from '../src/manifest.js';
+import { DEFAULTS } from '../src/config.js';
+import { CircuitBreaker } from '../src/stages/infer/circuit.js';
+import { createRowScorer } from '../src/stages/infer/infer.js';
+import type { RowScorerOptions } from '../src/stages/infer/infer.js';
+import { loadModel } from '../src/model/manifest.js';
+import type { LoadedModel } from '../src/model/manifest.js';
 
 const { values } = parseArgs({
   options: {
@@ -66,6 +68,7 @@ async function scorer(model: LoadedModel, infer: RowScorerOptions['infer']): Pro
     model,
     batch: { maxSize: batch, maxDelayMs: 5, idleDispatch: true },
     infer,
+    circuit: new CircuitBreaker({ failureThreshold: DEFAULTS.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: DEFAULTS.CIRCUIT_COOLDOWN_MS }),
     hooks: {
       onBatch: ({ rows }) => {
         batches++;

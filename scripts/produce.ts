@@ -12,8 +12,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import '../src/kafkajs-fix.js'; // before kafkajs: see the module
+import '../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
+import { numberOption } from './lib/cli-args.js';
 import { EventFactory, type ModelKind, POISON_KINDS, type OutMessage } from './lib/feature-events.js';
 import { stackEnv } from './lib/stack-env.js';
 
@@ -98,13 +99,13 @@ async function cli(): Promise<void> {
       partitions: { type: 'string', default: process.env.TOPIC_PARTITIONS ?? '6' },
     },
   });
-  const num = (name: string, raw: string | undefined, min: number, max: number) => {
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      console.error(`produce: --${name}: expected a number from ${min} to ${max}, got '${raw}'`);
+  const num = (name: string, raw: string, min: number, max: number): number => {
+    try {
+      return numberOption(name, raw, min, max);
+    } catch (err) {
+      console.error(`produce: ${(err as Error).message}`);
       process.exit(2);
     }
-    return n;
   };
   const model = values.model === 'mlp' ? 'mlp' : values.model === 'churn' ? 'churn' : undefined;
   if (model === undefined) {

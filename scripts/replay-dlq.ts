@@ -10,9 +10,9 @@
  * Brokers come from KAFKA_BROKERS, else .stack/env. Prints what it copied, by code.
  */
 import { parseArgs } from 'node:util';
-import '../src/kafkajs-fix.js'; // before kafkajs: see the module
+import '../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { type IHeaders, Kafka, Partitioners, logLevel } from 'kafkajs';
-import { DLQ_HEADERS } from '../src/deadletter.js';
+import { DLQ_HEADERS } from '../src/stages/deadletter.js';
 import { stackEnv } from './lib/stack-env.js';
 
 const { values } = parseArgs({

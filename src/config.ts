@@ -6,7 +6,11 @@
  * per variable. Secrets never reach a message: values are echoed, secrets are not.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { type Entry, type Io, bool, brokers, httpUrl, int, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
+import { REDACTED, quote } from './config/redact.js';
 import { ScorerError } from './errors.js';
+
+export { redactedConfig } from './config/redact.js';
 
 /** Defaults. ms = milliseconds, bytes, rows = model input rows (one per event). */
 export const DEFAULTS = {
@@ -44,6 +48,19 @@ export const DEFAULTS = {
   KAFKA_SSL_REJECT_UNAUTHORIZED: true,
 } as const;
 
+/**
+ * Settings that are not variables, fixed by design, kept beside the defaults so every number the
+ * stages run with has one home (build() copies them into Config).
+ */
+export const FIXED = {
+  CHUNK_MAX_RECORDS: 5_000, // records per transaction at most (a larger fetched batch is committed in several)
+  PARTITION_RETRY: { initialDelayMs: 200, maxDelayMs: 10_000 }, // ms, backoff of a partition paused after a transient failure
+  PRODUCER_RETRY: { initialRetryTime: 20, retries: 8, maxRetryTime: 2_000 }, // ms; short: CONCURRENT_TRANSACTIONS clears in ms
+  REGISTRY_TIMEOUT_MS: 10_000, // ms to wait for the registry per writer schema id
+  INFERENCE_CLOSE_MS: 5_000, // ms for queued inference to finish at shutdown
+  CRASH_STOP_MS: 5_000, // ms to stop after the consumer crashed for good, at most
+} as const;
+
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 /** A PEM file, read at boot so a missing or unreadable file fails now, not at first connect. */
@@ -59,21 +76,25 @@ export interface Config {
     heartbeatIntervalMs: number;
     transactionTimeoutMs: number;
     partitionsConsumedConcurrently: number;
+    chunkMaxRecords: number;
+    partitionRetry: { initialDelayMs: number; maxDelayMs: number };
+    producerRetry: { initialRetryTime: number; retries: number; maxRetryTime: number };
     fetch: { maxBytesPerPartition: number; maxBytes: number; minBytes: number; maxWaitTimeMs: number };
     ssl: { enabled: boolean; rejectUnauthorized: boolean; ca?: PemFile; cert?: PemFile; key?: PemFile };
     sasl?: { mechanism: SaslMechanism; username: string; password: string };
   };
   topics: { input: string; output: string; dlq: string; partitions: number; replicationFactor: number };
-  registry: { url: string; auth?: { username: string; password: string }; ca?: PemFile };
+  registry: { url: string; timeoutMs: number; auth?: { username: string; password: string }; ca?: PemFile };
   model: { path: string };
   batch: { maxSize: number; maxDelayMs: number; idleDispatch: boolean };
-  infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean };
+  infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean; closeTimeoutMs: number };
   backpressure: { maxInFlightRows: number; resumeInFlightRows: number };
   circuit: { failureThreshold: number; cooldownMs: number };
   http: { port: number; host: string };
   logLevel: LogLevel;
   lagPollIntervalMs: number;
   shutdownTimeoutMs: number;
+  crashStopMs: number;
 }
 
 /** File access, injectable for tests. */
@@ -81,128 +102,54 @@ export interface LoadConfigOptions {
   readFile?: (path: string) => string;
   isFile?: (path: string) => boolean;
 }
-type Io = Required<LoadConfigOptions>;
 
-interface Parser<T> {
-  /** The text after "expected" in a message. */
-  expected: string;
-  /** The value, or undefined when the text is invalid. */
-  parse(raw: string, io: Io): T | undefined;
-}
-interface Entry<T, K extends 'required' | 'default' | 'optional'> extends Parser<T> {
-  kind: K;
-  fallback?: T;
-  /** Never echoed in a message. */
-  secret?: boolean;
-}
-
-const text: Parser<string> = { expected: 'a non-empty string', parse: (raw) => (raw.length > 0 ? raw : undefined) };
-const int = (min: number, max: number): Parser<number> => ({
-  expected: `an integer from ${min} to ${max}`,
-  parse: (raw) => {
-    const n = /^[+-]?\d+$/.test(raw) ? Number(raw) : NaN;
-    return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
-  },
-});
-const BOOLS: Record<string, boolean> = { true: true, 1: true, yes: true, false: false, 0: false, no: false };
-const bool: Parser<boolean> = { expected: 'a boolean (true/false/1/0/yes/no)', parse: (raw) => BOOLS[raw.toLowerCase()] };
-const oneOf = <T extends string>(values: readonly T[]): Parser<T> => ({
-  expected: `one of ${values.join('|')}`,
-  parse: (raw) => values.find((v) => v === raw.toLowerCase()),
-});
-// Kafka's own rule (kafka.common.internals.Topic): legal characters, at most 249, not '.' or '..'.
-const topic: Parser<string> = {
-  expected: 'a Kafka topic name ([a-zA-Z0-9._-]{1,249})',
-  parse: (raw) => (/^[a-zA-Z0-9._-]{1,249}$/.test(raw) && raw !== '.' && raw !== '..' ? raw : undefined),
-};
-const brokers: Parser<string[]> = {
-  expected: 'a comma-separated list of host:port (port 1-65535)',
-  parse: (raw) => {
-    const list = raw.split(',').map((s) => s.trim());
-    const ok = list.every((b) => {
-      const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(b);
-      return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
-    });
-    return ok ? list : undefined;
-  },
-};
-const httpUrl: Parser<string> = {
-  expected: 'an http or https URL',
-  parse: (raw) => {
-    try {
-      const { protocol } = new URL(raw);
-      return protocol === 'http:' || protocol === 'https:' ? raw : undefined;
-    } catch {
-      return undefined;
-    }
-  },
-};
-const onnxFile: Parser<string> = {
-  expected: 'an existing .onnx file',
-  parse: (raw, io) => (raw.toLowerCase().endsWith('.onnx') && io.isFile(raw) ? raw : undefined),
-};
-const pemFile: Parser<PemFile> = {
-  expected: 'an existing readable file',
-  parse: (raw, io) => {
-    try {
-      return io.isFile(raw) ? { path: raw, pem: io.readFile(raw) } : undefined;
-    } catch {
-      return undefined;
-    }
-  },
-};
-
-const required = <T>(p: Parser<T>): Entry<T, 'required'> => ({ ...p, kind: 'required' });
-const dflt = <T>(p: Parser<T>, fallback: T): Entry<T, 'default'> => ({ ...p, kind: 'default', fallback });
-const optional = <T>(p: Parser<T>, secret = false): Entry<T, 'optional'> => ({ ...p, kind: 'optional', secret });
-const D = DEFAULTS;
 const MAX_INT32 = 2_147_483_647;
 
 /** One row per variable. Ranges keep values inside what Kafka, kafkajs and onnxruntime accept. */
 const SCHEMA = {
   KAFKA_BROKERS: required(brokers),
-  KAFKA_CLIENT_ID: dflt(text, D.KAFKA_CLIENT_ID),
-  GROUP_ID: dflt(text, D.GROUP_ID),
-  TRANSACTIONAL_ID_PREFIX: dflt(text, D.TRANSACTIONAL_ID_PREFIX),
+  KAFKA_CLIENT_ID: withDefault(text, DEFAULTS.KAFKA_CLIENT_ID),
+  GROUP_ID: withDefault(text, DEFAULTS.GROUP_ID),
+  TRANSACTIONAL_ID_PREFIX: withDefault(text, DEFAULTS.TRANSACTIONAL_ID_PREFIX),
   // 6 s..5 min: the broker's default group.min/max.session.timeout.ms.
-  KAFKA_SESSION_TIMEOUT_MS: dflt(int(6_000, 300_000), D.KAFKA_SESSION_TIMEOUT_MS),
-  KAFKA_HEARTBEAT_INTERVAL_MS: dflt(int(100, 100_000), D.KAFKA_HEARTBEAT_INTERVAL_MS),
-  KAFKA_TRANSACTION_TIMEOUT_MS: dflt(int(1_000, 900_000), D.KAFKA_TRANSACTION_TIMEOUT_MS),
-  PARTITIONS_CONSUMED_CONCURRENTLY: dflt(int(1, 256), D.PARTITIONS_CONSUMED_CONCURRENTLY),
-  FETCH_MAX_BYTES_PER_PARTITION: dflt(int(1, MAX_INT32), D.FETCH_MAX_BYTES_PER_PARTITION),
-  FETCH_MAX_BYTES: dflt(int(1, MAX_INT32), D.FETCH_MAX_BYTES),
-  FETCH_MIN_BYTES: dflt(int(0, MAX_INT32), D.FETCH_MIN_BYTES),
-  FETCH_MAX_WAIT_MS: dflt(int(0, 30_000), D.FETCH_MAX_WAIT_MS),
+  KAFKA_SESSION_TIMEOUT_MS: withDefault(int(6_000, 300_000), DEFAULTS.KAFKA_SESSION_TIMEOUT_MS),
+  KAFKA_HEARTBEAT_INTERVAL_MS: withDefault(int(100, 100_000), DEFAULTS.KAFKA_HEARTBEAT_INTERVAL_MS),
+  KAFKA_TRANSACTION_TIMEOUT_MS: withDefault(int(1_000, 900_000), DEFAULTS.KAFKA_TRANSACTION_TIMEOUT_MS),
+  PARTITIONS_CONSUMED_CONCURRENTLY: withDefault(int(1, 256), DEFAULTS.PARTITIONS_CONSUMED_CONCURRENTLY),
+  FETCH_MAX_BYTES_PER_PARTITION: withDefault(int(1, MAX_INT32), DEFAULTS.FETCH_MAX_BYTES_PER_PARTITION),
+  FETCH_MAX_BYTES: withDefault(int(1, MAX_INT32), DEFAULTS.FETCH_MAX_BYTES),
+  FETCH_MIN_BYTES: withDefault(int(0, MAX_INT32), DEFAULTS.FETCH_MIN_BYTES),
+  FETCH_MAX_WAIT_MS: withDefault(int(0, 30_000), DEFAULTS.FETCH_MAX_WAIT_MS),
   INPUT_TOPIC: required(topic),
   OUTPUT_TOPIC: required(topic),
   DLQ_TOPIC: required(topic),
-  TOPIC_PARTITIONS: dflt(int(1, 10_000), D.TOPIC_PARTITIONS),
-  TOPIC_REPLICATION_FACTOR: dflt(int(1, 32_767), D.TOPIC_REPLICATION_FACTOR),
+  TOPIC_PARTITIONS: withDefault(int(1, 10_000), DEFAULTS.TOPIC_PARTITIONS),
+  TOPIC_REPLICATION_FACTOR: withDefault(int(1, 32_767), DEFAULTS.TOPIC_REPLICATION_FACTOR),
   SCHEMA_REGISTRY_URL: required(httpUrl),
   MODEL_PATH: required(onnxFile),
-  BATCH_MAX_SIZE: dflt(int(1, 65_536), D.BATCH_MAX_SIZE),
-  BATCH_MAX_DELAY_MS: dflt(int(0, 60_000), D.BATCH_MAX_DELAY_MS),
-  BATCH_IDLE_DISPATCH: dflt(bool, D.BATCH_IDLE_DISPATCH),
-  INFER_MODE: dflt(oneOf(['worker', 'main'] as const), D.INFER_MODE),
-  INFER_WORKERS: dflt(int(1, 16), D.INFER_WORKERS),
-  INFER_INTRA_OP_THREADS: dflt(int(1, 64), D.INFER_INTRA_OP_THREADS),
-  INFER_GRAPH_OPTIMIZATION: dflt(oneOf(['disabled', 'basic', 'extended', 'all'] as const), D.INFER_GRAPH_OPTIMIZATION),
-  INFER_SPINNING: dflt(bool, D.INFER_SPINNING),
-  MAX_IN_FLIGHT_ROWS: dflt(int(1, 10_000_000), D.MAX_IN_FLIGHT_ROWS),
-  RESUME_IN_FLIGHT_ROWS: dflt(int(0, 10_000_000), D.RESUME_IN_FLIGHT_ROWS),
-  CIRCUIT_FAILURE_THRESHOLD: dflt(int(1, 1_000), D.CIRCUIT_FAILURE_THRESHOLD),
-  CIRCUIT_COOLDOWN_MS: dflt(int(0, 3_600_000), D.CIRCUIT_COOLDOWN_MS),
-  SHUTDOWN_TIMEOUT_MS: dflt(int(1_000, 3_600_000), D.SHUTDOWN_TIMEOUT_MS),
-  HTTP_PORT: dflt(int(0, 65_535), D.HTTP_PORT),
-  HTTP_HOST: dflt(text, D.HTTP_HOST),
-  LOG_LEVEL: dflt(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), D.LOG_LEVEL),
-  LAG_POLL_INTERVAL_MS: dflt(int(100, 3_600_000), D.LAG_POLL_INTERVAL_MS),
+  BATCH_MAX_SIZE: withDefault(int(1, 65_536), DEFAULTS.BATCH_MAX_SIZE),
+  BATCH_MAX_DELAY_MS: withDefault(int(0, 60_000), DEFAULTS.BATCH_MAX_DELAY_MS),
+  BATCH_IDLE_DISPATCH: withDefault(bool, DEFAULTS.BATCH_IDLE_DISPATCH),
+  INFER_MODE: withDefault(oneOf(['worker', 'main'] as const), DEFAULTS.INFER_MODE),
+  INFER_WORKERS: withDefault(int(1, 16), DEFAULTS.INFER_WORKERS),
+  INFER_INTRA_OP_THREADS: withDefault(int(1, 64), DEFAULTS.INFER_INTRA_OP_THREADS),
+  INFER_GRAPH_OPTIMIZATION: withDefault(oneOf(['disabled', 'basic', 'extended', 'all'] as const), DEFAULTS.INFER_GRAPH_OPTIMIZATION),
+  INFER_SPINNING: withDefault(bool, DEFAULTS.INFER_SPINNING),
+  MAX_IN_FLIGHT_ROWS: withDefault(int(1, 10_000_000), DEFAULTS.MAX_IN_FLIGHT_ROWS),
+  RESUME_IN_FLIGHT_ROWS: withDefault(int(0, 10_000_000), DEFAULTS.RESUME_IN_FLIGHT_ROWS),
+  CIRCUIT_FAILURE_THRESHOLD: withDefault(int(1, 1_000), DEFAULTS.CIRCUIT_FAILURE_THRESHOLD),
+  CIRCUIT_COOLDOWN_MS: withDefault(int(0, 3_600_000), DEFAULTS.CIRCUIT_COOLDOWN_MS),
+  SHUTDOWN_TIMEOUT_MS: withDefault(int(1_000, 3_600_000), DEFAULTS.SHUTDOWN_TIMEOUT_MS),
+  HTTP_PORT: withDefault(int(0, 65_535), DEFAULTS.HTTP_PORT),
+  HTTP_HOST: withDefault(text, DEFAULTS.HTTP_HOST),
+  LOG_LEVEL: withDefault(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), DEFAULTS.LOG_LEVEL),
+  LAG_POLL_INTERVAL_MS: withDefault(int(100, 3_600_000), DEFAULTS.LAG_POLL_INTERVAL_MS),
   // No table default: "unset" must stay distinguishable from "false" for the implied-SSL rule.
   KAFKA_SSL: optional(bool),
   KAFKA_SSL_CA_FILE: optional(pemFile),
   KAFKA_SSL_CERT_FILE: optional(pemFile),
   KAFKA_SSL_KEY_FILE: optional(pemFile),
-  KAFKA_SSL_REJECT_UNAUTHORIZED: dflt(bool, D.KAFKA_SSL_REJECT_UNAUTHORIZED),
+  KAFKA_SSL_REJECT_UNAUTHORIZED: withDefault(bool, DEFAULTS.KAFKA_SSL_REJECT_UNAUTHORIZED),
   KAFKA_SASL_MECHANISM: optional(oneOf(['plain', 'scram-sha-256', 'scram-sha-512'] as const)),
   KAFKA_SASL_USERNAME: optional(text),
   KAFKA_SASL_PASSWORD: optional(text, true),
@@ -217,10 +164,6 @@ type Values = { [K in Key]: ValueOf<(typeof SCHEMA)[K]> };
 /** Every variable the scorer reads, CONFIG_FILE included. */
 export const CONFIG_KEYS: readonly string[] = Object.freeze([...Object.keys(SCHEMA), 'CONFIG_FILE']);
 
-const REDACTED = '[redacted]';
-// Credentials inside a URL (https://user:pass@host) are masked wherever a value is echoed.
-const maskUrl = (s: string): string => s.replace(/\/\/[^/@\s]*@/g, `//${REDACTED}@`);
-const quote = (s: string): string => `'${maskUrl(s.length > 200 ? `${s.slice(0, 200)}...` : s)}'`;
 const isKey = (k: string): k is Key => Object.hasOwn(SCHEMA, k);
 
 /** The CONFIG_FILE layer as raw strings, or problems. Never echoes file contents (secrets live there). */
@@ -252,7 +195,7 @@ function readConfigFile(path: string, io: Io, problems: string[]): Partial<Recor
 type Rule = (v: Partial<Values>, raw: Partial<Record<Key, string>>) => string[];
 const set = (raw: Partial<Record<Key, string>>, ...keys: Key[]): boolean => keys.some((k) => raw[k] !== undefined);
 // For a cross-field message: the text given, or the default when it was not given.
-const got = (raw: Partial<Record<Key, string>>, k: Key, v: unknown): string => (raw[k] === undefined ? `${String(v)} (the default)` : quote(raw[k]));
+const givenOrDefault = (raw: Partial<Record<Key, string>>, k: Key, v: unknown): string => (raw[k] === undefined ? `${String(v)} (the default)` : quote(raw[k]));
 const SSL_FILES: Key[] = ['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'];
 
 const RULES: Rule[] = [
@@ -262,10 +205,10 @@ const RULES: Rule[] = [
   },
   // kafkajs and the broker both assume about three heartbeats fit in one session timeout.
   ({ KAFKA_HEARTBEAT_INTERVAL_MS: hb, KAFKA_SESSION_TIMEOUT_MS: st }, raw) =>
-    hb !== undefined && st !== undefined && hb * 3 >= st ? [`KAFKA_HEARTBEAT_INTERVAL_MS: expected less than a third of KAFKA_SESSION_TIMEOUT_MS (${st}), got ${got(raw, 'KAFKA_HEARTBEAT_INTERVAL_MS', hb)}`] : [],
+    hb !== undefined && st !== undefined && hb * 3 >= st ? [`KAFKA_HEARTBEAT_INTERVAL_MS: expected less than a third of KAFKA_SESSION_TIMEOUT_MS (${st}), got ${givenOrDefault(raw, 'KAFKA_HEARTBEAT_INTERVAL_MS', hb)}`] : [],
   // Resuming at or above the pause threshold would pause and resume on every fetch.
   ({ RESUME_IN_FLIGHT_ROWS: resume, MAX_IN_FLIGHT_ROWS: max }, raw) =>
-    resume !== undefined && max !== undefined && resume >= max ? [`RESUME_IN_FLIGHT_ROWS: expected less than MAX_IN_FLIGHT_ROWS (${max}), got ${got(raw, 'RESUME_IN_FLIGHT_ROWS', resume)}`] : [],
+    resume !== undefined && max !== undefined && resume >= max ? [`RESUME_IN_FLIGHT_ROWS: expected less than MAX_IN_FLIGHT_ROWS (${max}), got ${givenOrDefault(raw, 'RESUME_IN_FLIGHT_ROWS', resume)}`] : [],
   (_, raw) => {
     if (set(raw, 'KAFKA_SSL_CERT_FILE') === set(raw, 'KAFKA_SSL_KEY_FILE')) return [];
     const [missing, other] = set(raw, 'KAFKA_SSL_CERT_FILE') ? ['KAFKA_SSL_KEY_FILE', 'KAFKA_SSL_CERT_FILE'] : ['KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'];
@@ -342,6 +285,9 @@ function build(v: Values): Config {
       heartbeatIntervalMs: v.KAFKA_HEARTBEAT_INTERVAL_MS,
       transactionTimeoutMs: v.KAFKA_TRANSACTION_TIMEOUT_MS,
       partitionsConsumedConcurrently: v.PARTITIONS_CONSUMED_CONCURRENTLY,
+      chunkMaxRecords: FIXED.CHUNK_MAX_RECORDS,
+      partitionRetry: { ...FIXED.PARTITION_RETRY },
+      producerRetry: { ...FIXED.PRODUCER_RETRY },
       fetch: { maxBytesPerPartition: v.FETCH_MAX_BYTES_PER_PARTITION, maxBytes: v.FETCH_MAX_BYTES, minBytes: v.FETCH_MIN_BYTES, maxWaitTimeMs: v.FETCH_MAX_WAIT_MS },
       ssl: {
         enabled: v.KAFKA_SSL ?? (anySslFile || DEFAULTS.KAFKA_SSL),
@@ -353,35 +299,16 @@ function build(v: Values): Config {
       ...(sasl && { sasl }),
     },
     topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
-    registry: { url: v.SCHEMA_REGISTRY_URL, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }) },
+    registry: { url: v.SCHEMA_REGISTRY_URL, timeoutMs: FIXED.REGISTRY_TIMEOUT_MS, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }) },
     model: { path: v.MODEL_PATH },
     batch: { maxSize: v.BATCH_MAX_SIZE, maxDelayMs: v.BATCH_MAX_DELAY_MS, idleDispatch: v.BATCH_IDLE_DISPATCH },
-    infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING },
+    infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS },
     backpressure: { maxInFlightRows: v.MAX_IN_FLIGHT_ROWS, resumeInFlightRows: v.RESUME_IN_FLIGHT_ROWS },
     circuit: { failureThreshold: v.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: v.CIRCUIT_COOLDOWN_MS },
     http: { port: v.HTTP_PORT, host: v.HTTP_HOST },
     logLevel: v.LOG_LEVEL,
     lagPollIntervalMs: v.LAG_POLL_INTERVAL_MS,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
-  };
-}
-
-/** A plain copy safe to log: passwords and PEM contents replaced by '[redacted]', URL credentials masked. */
-export function redactedConfig(c: Config): Record<string, unknown> {
-  const pem = (f: PemFile | undefined) => f && { path: f.path, pem: REDACTED };
-  const { kafka, registry: _registry, ...rest } = structuredClone(c);
-  const { ssl, sasl } = kafka;
-  return {
-    ...rest,
-    kafka: {
-      ...kafka,
-      ssl: { enabled: ssl.enabled, rejectUnauthorized: ssl.rejectUnauthorized, ca: pem(ssl.ca), cert: pem(ssl.cert), key: pem(ssl.key) },
-      sasl: sasl && { mechanism: sasl.mechanism, username: sasl.username, password: REDACTED },
-    },
-    registry: {
-      url: maskUrl(c.registry.url),
-      auth: c.registry.auth && { username: c.registry.auth.username, password: REDACTED },
-      ca: pem(c.registry.ca),
-    },
+    crashStopMs: FIXED.CRASH_STOP_MS,
   };
 }

@@ -46,9 +46,6 @@ export class ScorerError extends Error {
     this.kind = ErrorCodes[code].kind;
     this.stage = ErrorCodes[code].stage;
   }
-  get retriable(): boolean {
-    return this.kind === 'transient';
-  }
 }
 
 export const isPermanent = (err: unknown): err is ScorerError => err instanceof ScorerError && err.kind === 'permanent';
@@ -58,7 +55,7 @@ export const isTransient = (err: unknown): err is ScorerError => err instanceof 
 export const isBug = (err: unknown): boolean => err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
 
 /** Short text for logs and dead-letter headers: the message plus the first cause's message. */
-export function describe(err: unknown): string {
+export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
   return `${err.message}${cause}`;

@@ -8,8 +8,9 @@
  */
 import { type Config, loadConfig, redactedConfig } from './config.js';
 import { ScorerError } from './errors.js';
-import { createLogger, flushLogger } from './logger.js';
-import { scorerVersion, startScorer } from './scorer.js';
+import { createLogger, flushLogger } from './ops/logger.js';
+import { startScorer } from './app.js';
+import { SCORER_VERSION } from './version.js';
 
 export const EXIT = { ok: 0, crash: 1, config: 2 } as const;
 
@@ -25,7 +26,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  logger.info({ config: redactedConfig(config), version: scorerVersion() }, 'starting');
+  logger.info({ config: redactedConfig(config), version: SCORER_VERSION }, 'starting');
   const scorer = await startScorer(config, logger).catch(async (err: unknown) => {
     if (err instanceof ScorerError && err.code === 'CONFIG_INVALID') {
       logger.fatal({ code: err.code }, err.message);
@@ -57,7 +58,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     process.on('SIGINT', onSignal);
     scorer.crashed.then(async (err) => {
       logger.fatal({ err }, 'consumer crashed; exiting');
-      await scorer.stop(Math.min(5_000, config.shutdownTimeoutMs)).catch(() => false);
+      await scorer.stop(Math.min(config.crashStopMs, config.shutdownTimeoutMs)).catch(() => false);
       await flushLogger(logger);
       resolve(EXIT.crash);
     });

@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import avro from 'avsc';
 import { type Admin, type Consumer, type Kafka } from 'kafkajs';
+import { readCommitted } from '../../scripts/lib/read-committed.js';
 
 interface Visible {
   partition: number;
@@ -100,33 +101,29 @@ export interface OutputSummary {
 
 /** Reads every committed record of `topic` until `expected` arrived and 1.5 s passed with nothing new (or `timeoutMs`). */
 export async function readAll(kafka: Kafka, topic: string, groupId: string, decoder: ScoredDecoder, expected: number, timeoutMs = 90_000): Promise<OutputSummary> {
-  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 200, maxBytesPerPartition: 4 * 1024 * 1024 });
   const seen = new Set<string>();
   const out: OutputSummary = { records: 0, duplicates: 0, scoredTimes: [], eventTimes: [] };
-  let lastAt = performance.now();
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) {
-          if (m.value === null) continue;
-          const v = decoder.decode(m.value);
-          const key = `${v.partition}:${v.offset}`;
-          if (seen.has(key)) out.duplicates++;
-          seen.add(key);
-          out.records++;
-          out.scoredTimes.push(v.scoredTime);
-          out.eventTimes.push(v.eventTime);
-        }
-        lastAt = performance.now();
-      },
-    });
-    const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline && !(out.records >= expected && performance.now() - lastAt > 1_500)) await sleep(100);
-  } finally {
-    await consumer.disconnect();
-  }
+  await readCommitted(kafka, {
+    groupId,
+    topics: [topic],
+    maxWaitTimeInMs: 200,
+    pollMs: 100,
+    onBatch: (batch) => {
+      for (const m of batch.messages) {
+        if (m.value === null) continue;
+        const v = decoder.decode(m.value);
+        const key = `${v.partition}:${v.offset}`;
+        if (seen.has(key)) out.duplicates++;
+        seen.add(key);
+        out.records++;
+        out.scoredTimes.push(v.scoredTime);
+        out.eventTimes.push(v.eventTime);
+      }
+    },
+    done: (quiet) => out.records >= expected && quiet,
+    quietMs: 1_500,
+    timeoutMs,
+  });
   return out;
 }
 

@@ -1,11 +1,11 @@
 /**
  * The raw inference ceiling: one onnxruntime-node session with exactly the scorer's session
- * options (src/infer-worker.ts sessionOptions), session.run back to back on this thread, one call
+ * options (src/stages/infer/worker.ts sessionOptions), session.run back to back on this thread, one call
  * in flight, the score output fetched (as the scorer does). No Kafka, no decoding, no batcher.
  */
 import * as ort from 'onnxruntime-node';
-import { type SessionConfig, sessionOptions } from '../../src/infer-worker.js';
-import type { LoadedModel } from '../../src/manifest.js';
+import { type SessionConfig, sessionOptions } from '../../src/stages/infer/worker.js';
+import type { LoadedModel } from '../../src/model/manifest.js';
 
 export interface RawPoint {
   batch: number;

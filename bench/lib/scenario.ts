@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
 import { produceEvents } from '../../scripts/produce.js';
 import type { ModelKind } from '../../scripts/lib/feature-events.js';
-import { loadModel } from '../../src/manifest.js';
+import { loadModel } from '../../src/model/manifest.js';
 import { type ProfileSummary, formatProfile, summarizeProfile } from './cpuprofile.js';
 import { LatencyReader, ScoredDecoder, committedTotal, percentile, readAll } from './output.js';
 import { type Histogram, type Scrape, diff, histogram, quantile, shares, total } from './prom.js';

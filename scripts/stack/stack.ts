@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import '../../src/kafkajs-fix.js'; // before kafkajs: see the module
+import '../../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { Kafka, logLevel } from 'kafkajs';
 import { type Component, type StackPorts, registryComponent } from './components.js';
 import { kafkaComponent, parseKafkaVersion } from './kafka.js';

@@ -1,7 +1,15 @@
 /** Small shared fixtures for unit tests: a valid churn event and a catcher for ScorerErrors. */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { ScorerError } from '../../src/errors.js';
-import type { FeatureEvent } from '../../src/vectorize.js';
+import type { FeatureEvent } from '../../src/stages/vectorize.js';
+
+/** A path inside the repository, from its root (tests live at different depths). */
+export const repoPath = (rel: string): string => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
+
+/** A JSON file of the repository (a manifest, a schema, a fixture), by its path from the root. */
+export const readRepoJson = <T>(rel: string): T => JSON.parse(readFileSync(repoPath(rel), 'utf8')) as T;
 
 /** A valid churn feature record with distinct values per column, so a column written to the wrong slot shows. */
 export const CHURN_FEATURES: Record<string, number | boolean> = {

@@ -2,7 +2,7 @@
  * Helpers for integration tests against the real broker: random names, topics that delete
  * themselves when the test file ends, a waitFor poller, and a reader that collects a topic.
  */
-import '../../src/kafkajs-fix.js';
+import '../../src/kafka/kafkajs-fix.js';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, type KafkaMessage, logLevel } from 'kafkajs';

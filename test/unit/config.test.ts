@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, DEFAULTS, loadConfig, redactedConfig } from '../../src/config.js';
+import { CONFIG_KEYS, DEFAULTS, FIXED, loadConfig, redactedConfig } from '../../src/config.js';
 import { ScorerError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'scorer-config-'));
@@ -53,9 +53,9 @@ describe('loadConfig', () => {
     expect(c.kafka.ssl).toEqual({ enabled: false, rejectUnauthorized: true });
     expect(c.kafka.sasl).toBeUndefined();
     expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', partitions: 6, replicationFactor: 1 });
-    expect(c.registry).toEqual({ url: 'http://localhost:8081' });
+    expect(c.registry).toEqual({ url: 'http://localhost:8081', timeoutMs: FIXED.REGISTRY_TIMEOUT_MS });
     expect(c.batch).toEqual({ maxSize: 512, maxDelayMs: 10, idleDispatch: true });
-    expect(c.infer).toEqual({ mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false });
+    expect(c.infer).toEqual({ mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS });
     expect(c.backpressure).toEqual({ maxInFlightRows: 50_000, resumeInFlightRows: 25_000 });
     expect(c.circuit).toEqual({ failureThreshold: 5, cooldownMs: 30_000 });
     expect(c.http).toEqual({ port: 8080, host: '0.0.0.0' });

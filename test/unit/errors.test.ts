@@ -1,6 +1,6 @@
 // The error catalogue: every code is classified, and the helpers sort errors the way the pipeline routes them.
 import { describe, expect, it } from 'vitest';
-import { ErrorCodes, ScorerError, describe as describeError, isBug, isPermanent, isTransient } from '../../src/errors.js';
+import { ErrorCodes, ScorerError, describeError, isBug, isPermanent, isTransient } from '../../src/errors.js';
 import type { ErrorCode } from '../../src/errors.js';
 
 const codes = Object.keys(ErrorCodes) as ErrorCode[];
@@ -35,11 +35,11 @@ describe('ScorerError', () => {
     expect(err.cause).toBe(cause);
   });
 
-  it.each(codes)('%s is retriable exactly when it is transient', (code) => {
+  it.each(codes)('%s is retried (isTransient) exactly when its kind is transient', (code) => {
     const err = new ScorerError(code, 'x');
     expect(err.kind).toBe(ErrorCodes[code].kind);
     expect(err.stage).toBe(ErrorCodes[code].stage);
-    expect(err.retriable).toBe(ErrorCodes[code].kind === 'transient');
+    expect(isTransient(err)).toBe(ErrorCodes[code].kind === 'transient');
   });
 
   it('has no cause unless given one', () => {

@@ -1,0 +1,91 @@
+/**
+ * Consumer lag from the broker, every LAG_POLL_INTERVAL_MS (never per batch): end offset minus
+ * the group's committed offset per partition, exported under the names SREs already chart
+ * (kafka_consumergroup_lag{group,topic,partition}, kafka_consumergroup_lag_sum), plus lag in
+ * seconds: the age of the oldest fetched-but-uncommitted event of each partition this instance owns.
+ *
+ * The committed offset is what every instance of the group shares, so each instance reports lag
+ * for all partitions; Prometheus queries should take max() by partition, not sum(), across pods.
+ * kafkajs reads end offsets as the high watermark; with a transactional input topic the last
+ * record of a partition is a commit marker, so an idle partition can show lag 1 (DESIGN.md).
+ */
+import type { Admin } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { PartitionProgress } from '../stages/consume.js';
+import type { Metrics } from './metrics.js';
+
+export interface LagSample {
+  partition: number;
+  lag: number;
+  seconds: number;
+}
+
+export class LagPoller {
+  readonly #admin: Admin;
+  readonly #groupId: string;
+  readonly #topic: string;
+  readonly #metrics: Metrics;
+  readonly #log: Logger;
+  readonly #progress: (partition: number) => PartitionProgress | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #loop = 0;
+  #last: LagSample[] = [];
+
+  constructor(opts: { admin: Admin; groupId: string; topic: string; metrics: Metrics; logger: Logger; progress: (partition: number) => PartitionProgress | undefined }) {
+    this.#admin = opts.admin;
+    this.#groupId = opts.groupId;
+    this.#topic = opts.topic;
+    this.#metrics = opts.metrics;
+    this.#log = opts.logger;
+    this.#progress = opts.progress;
+  }
+
+  get last(): readonly LagSample[] {
+    return this.#last;
+  }
+
+  start(intervalMs: number): void {
+    if (this.#timer !== undefined) return;
+    // Each start() owns one loop; a poll still in flight from a previous loop must not reschedule.
+    const loop = ++this.#loop;
+    const tick = () => {
+      this.poll()
+        .catch((err: unknown) => this.#log.warn({ err: String(err) }, 'lag poll failed; keeping the previous values'))
+        .finally(() => {
+          if (this.#loop === loop && this.#timer !== undefined) this.#timer = setTimeout(tick, intervalMs);
+        });
+    };
+    this.#timer = setTimeout(tick, 0);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#loop++;
+  }
+
+  async poll(now = Date.now()): Promise<LagSample[]> {
+    const [ends, committed] = await Promise.all([
+      this.#admin.fetchTopicOffsets(this.#topic),
+      this.#admin.fetchOffsets({ groupId: this.#groupId, topics: [this.#topic] }),
+    ]);
+    const committedBy = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+    const group = this.#groupId;
+    const topic = this.#topic;
+    let sum = 0;
+    const samples = ends.map(({ partition, high, low }) => {
+      const c = committedBy.get(partition) ?? -1n;
+      // Nothing committed yet: everything still retained is behind.
+      const lag = Number(BigInt(high) - (c < 0n ? BigInt(low) : c));
+      const pendingAt = this.#progress(partition)?.oldestPendingAt;
+      const seconds = lag > 0 && pendingAt !== undefined ? Math.max(0, (now - pendingAt) / 1000) : 0;
+      sum += lag;
+      this.#metrics.consumerGroupLag.set({ group, topic, partition: String(partition) }, lag);
+      this.#metrics.consumerGroupLagSeconds.set({ group, topic, partition: String(partition) }, seconds);
+      return { partition, lag, seconds };
+    });
+    this.#metrics.consumerGroupLagSum.set({ group, topic }, sum);
+    this.#last = samples;
+    return samples;
+  }
+}

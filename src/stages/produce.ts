@@ -1,0 +1,234 @@
+/**
+ * Produce stage: one transactional producer per input partition, and one transaction per
+ * processed chunk of that partition (scored events + dead letters + the input offset, then commit).
+ *
+ * Why one producer per partition (DESIGN.md): kafkajs 2.2.4 sends TxnOffsetCommit v0/v1, without
+ * the group generation (no KIP-447 fencing), so a zombie owner of a partition is only fenced
+ * through the transactional id: `<prefix>-<group>-<topic>-<partition>`. Initialising a producer
+ * (its first, empty transaction) sends InitProducerId, which bumps the epoch, fences the previous
+ * owner and completes (aborts or finishes) its open transaction before answering; only then is
+ * the committed offset final, so `acquire` reads it afterwards and the pipeline skips below it.
+ */
+import type { Admin, Message, Producer, ProducerConfig } from 'kafkajs';
+import type { Logger } from 'pino';
+import { ScorerError, isBug } from '../errors.js';
+
+export interface PartitionLease {
+  partition: number;
+  /** Next offset to read: everything below it is already in the output or dead-letter topic. */
+  committedOffset: bigint | undefined;
+}
+
+export interface ChunkCommit {
+  partition: number;
+  outputs: { topic: string; messages: Message[] }[];
+  /** Offset of the next record to read (last processed + 1). */
+  nextOffset: bigint;
+}
+
+/**
+ * Most bytes and messages per sendBatch. Every output of a chunk keeps its input key, so a whole
+ * chunk can land in one output partition; kafkajs writes that as one record batch, and a batch
+ * over the broker's message.max.bytes (1 MiB by default) fails with MESSAGE_TOO_LARGE, again on
+ * every retry. Several sendBatch calls in the same transaction keep each batch small.
+ */
+const SLICE_BYTES = 512 * 1024;
+const SLICE_MESSAGES = 1_000;
+const MESSAGE_OVERHEAD_BYTES = 64;
+
+const sizeOf = (v: Message['key'] | Message['value']): number => (v === null || v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+
+/** Cuts the outputs into sendBatch-sized slices (each a topicMessages list), in order. */
+export function sendSlices(outputs: { topic: string; messages: Message[] }[]): { topic: string; messages: Message[] }[][] {
+  const slices: { topic: string; messages: Message[] }[][] = [];
+  let current: { topic: string; messages: Message[] }[] = [];
+  let bytes = 0;
+  let count = 0;
+  for (const { topic, messages } of outputs) {
+    let run: Message[] | undefined;
+    for (const m of messages) {
+      const size = sizeOf(m.key) + sizeOf(m.value) + MESSAGE_OVERHEAD_BYTES;
+      if (count > 0 && (bytes + size > SLICE_BYTES || count >= SLICE_MESSAGES)) {
+        slices.push(current);
+        current = [];
+        bytes = 0;
+        count = 0;
+        run = undefined;
+      }
+      if (run === undefined) {
+        run = [];
+        current.push({ topic, messages: run });
+      }
+      run.push(m);
+      bytes += size;
+      count += 1;
+    }
+  }
+  if (count > 0) slices.push(current);
+  return slices;
+}
+
+/** kafkajs error names meaning this producer can never be used again. */
+const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
+
+function kafkaErrorType(err: unknown): string | undefined {
+  const e = err as { type?: unknown; cause?: unknown; originalError?: unknown };
+  if (typeof e.type === 'string') return e.type;
+  if (e.originalError !== undefined) return kafkaErrorType(e.originalError);
+  if (e.cause !== undefined && e.cause !== err) return kafkaErrorType(e.cause);
+  return undefined;
+}
+
+/** What the chunk processor needs from the produce stage: commit one chunk, all or nothing. */
+export interface ChunkCommitter {
+  /**
+   * One transaction: every output message, then the input offset, then commit. On failure the
+   * transaction is aborted (or the producer dropped when it cannot abort or was fenced) and a
+   * ScorerError is thrown: TRANSACTION_FAILED (transient: read the chunk again) or PRODUCER_FENCED.
+   */
+  commit(chunk: ChunkCommit): Promise<void>;
+}
+
+/** What the consume stage needs: a fenced producer per owned partition, and its committed offset. */
+export interface PartitionLeases {
+  has(partition: number): boolean;
+  /** Creates and initialises (fences) the partition's producer, then reads its committed offset. */
+  acquire(partition: number): Promise<PartitionLease>;
+  release(partition: number): Promise<void>;
+  releaseAll(): Promise<void>;
+}
+
+/** The parts of a kafkajs producer this stage uses (a test passes a fake). */
+export type TransactionalProducer = Pick<Producer, 'connect' | 'disconnect' | 'transaction'>;
+
+export interface PartitionProducersOptions {
+  /** Makes the producers (a kafkajs Kafka, or a fake). */
+  kafka: { producer(config: ProducerConfig): TransactionalProducer };
+  /** Reads committed offsets (a kafkajs Admin, or a fake). */
+  admin: Pick<Admin, 'fetchOffsets'>;
+  groupId: string;
+  inputTopic: string;
+  transactionalIdPrefix: string;
+  transactionTimeoutMs: number;
+  /** kafkajs producer retry for one request (CONCURRENT_TRANSACTIONS after a back-to-back commit). */
+  retry: { initialRetryTime: number; retries: number; maxRetryTime: number };
+  logger: Logger;
+  onTransaction(result: 'committed' | 'aborted'): void;
+}
+
+export class PartitionProducers implements ChunkCommitter, PartitionLeases {
+  readonly #opts: PartitionProducersOptions;
+  readonly #log: Logger;
+  readonly #producers = new Map<number, TransactionalProducer>();
+  readonly #connecting = new Map<number, Promise<TransactionalProducer>>();
+
+  constructor(opts: PartitionProducersOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger;
+  }
+
+  transactionalId(partition: number): string {
+    const { transactionalIdPrefix, groupId, inputTopic } = this.#opts;
+    return `${transactionalIdPrefix}-${groupId}-${inputTopic}-${partition}`;
+  }
+
+  has(partition: number): boolean {
+    return this.#producers.has(partition);
+  }
+
+  async acquire(partition: number): Promise<PartitionLease> {
+    let pending = this.#connecting.get(partition);
+    if (pending === undefined) {
+      pending = this.#connect(partition).finally(() => this.#connecting.delete(partition));
+      this.#connecting.set(partition, pending);
+    }
+    await pending;
+    const committedOffset = await this.committedOffset(partition);
+    this.#log.info({ partition, transactionalId: this.transactionalId(partition), committedOffset: committedOffset?.toString() ?? null }, 'partition producer initialised (previous owner fenced)');
+    return { partition, committedOffset };
+  }
+
+  async #connect(partition: number): Promise<TransactionalProducer> {
+    await this.release(partition);
+    const producer = this.#opts.kafka.producer({
+      transactionalId: this.transactionalId(partition),
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: this.#opts.transactionTimeoutMs,
+      // A back-to-back transaction can meet CONCURRENT_TRANSACTIONS while the previous one's
+      // markers are written; kafkajs retries after initialRetryTime, so it is kept short.
+      retry: this.#opts.retry,
+    });
+    try {
+      await producer.connect();
+      // connect() initialises only the idempotent (non-transactional) producer id; the first
+      // transaction() sends InitProducerId with our transactional id, which fences the previous
+      // owner and completes its open transaction. Abort the empty transaction right away.
+      const tx = await producer.transaction();
+      await tx.abort();
+    } catch (err) {
+      await producer.disconnect().catch(() => undefined);
+      throw new ScorerError('KAFKA_UNAVAILABLE', `initialising the transactional producer for partition ${partition} failed`, { cause: err });
+    }
+    this.#producers.set(partition, producer);
+    return producer;
+  }
+
+  async committedOffset(partition: number): Promise<bigint | undefined> {
+    try {
+      const { groupId, inputTopic } = this.#opts;
+      const [topicOffsets] = await this.#opts.admin.fetchOffsets({ groupId, topics: [inputTopic] });
+      const entry = topicOffsets?.partitions.find((p) => p.partition === partition);
+      return entry === undefined || entry.offset === '-1' ? undefined : BigInt(entry.offset);
+    } catch (err) {
+      throw new ScorerError('KAFKA_UNAVAILABLE', `reading the committed offset of partition ${partition} failed`, { cause: err });
+    }
+  }
+
+  async commit({ partition, outputs, nextOffset }: ChunkCommit): Promise<void> {
+    const producer = this.#producers.get(partition);
+    if (producer === undefined) throw new ScorerError('PRODUCER_FENCED', `no producer for partition ${partition} (not acquired or dropped)`);
+    const tx = await producer.transaction().catch((err: unknown) => {
+      throw this.#failed(partition, err, 'beginning the transaction');
+    });
+    try {
+      for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
+      await tx.sendOffsets({ consumerGroupId: this.#opts.groupId, topics: [{ topic: this.#opts.inputTopic, partitions: [{ partition, offset: nextOffset.toString() }] }] });
+      await tx.commit();
+      this.#opts.onTransaction('committed');
+    } catch (err) {
+      if (isBug(err)) throw err;
+      const failure = this.#failed(partition, err, 'the transaction');
+      if (failure.code !== 'PRODUCER_FENCED') {
+        try {
+          await tx.abort();
+          this.#opts.onTransaction('aborted');
+        } catch (abortErr) {
+          // A producer that can neither commit nor abort is dead: drop it; the next acquire fences it.
+          this.#log.warn({ partition, err: abortErr }, 'abort failed; dropping the partition producer');
+          await this.release(partition);
+        }
+      }
+      throw failure;
+    }
+  }
+
+  #failed(partition: number, err: unknown, what: string): ScorerError {
+    const type = kafkaErrorType(err);
+    if (type !== undefined && FATAL_PRODUCER_ERRORS.has(type)) {
+      void this.release(partition);
+      return new ScorerError('PRODUCER_FENCED', `${what} for partition ${partition} failed: ${type} (another instance owns ${this.transactionalId(partition)})`, { cause: err });
+    }
+    return new ScorerError('TRANSACTION_FAILED', `${what} for partition ${partition} failed${type ? `: ${type}` : ''}`, { cause: err });
+  }
+
+  async release(partition: number): Promise<void> {
+    const producer = this.#producers.get(partition);
+    this.#producers.delete(partition);
+    if (producer !== undefined) await producer.disconnect().catch((err: unknown) => this.#log.warn({ partition, err }, 'producer disconnect failed'));
+  }
+
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.#producers.keys()].map((p) => this.release(p)));
+  }
+}
