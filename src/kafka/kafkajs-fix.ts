@@ -17,6 +17,7 @@
 import { replaceKafkajsModule } from './kafkajs-patch.js';
 // Further kafkajs patches for speed, each pinned and tested the same way.
 import './kafkajs-murmur2.js';
+import './kafkajs-produce.js';
 
 interface FetchedMessage {
   offset: string;

@@ -20,6 +20,8 @@ export function kafkajsModule<T>(file: string): T {
   return kafkajsRequire(`kafkajs/src/${file}`) as T;
 }
 
+const replacements = new Set<unknown>();
+
 /**
  * Puts `replacement` in the module cache under `kafkajs/src/<file>`. `capturedBy` lists the
  * kafkajs files that `require` it at load time: if one has loaded already, it holds the original
@@ -28,8 +30,9 @@ export function kafkajsModule<T>(file: string): T {
 export function replaceKafkajsModule(file: string, capturedBy: readonly string[], replacement: unknown): void {
   const target = kafkajsRequire.resolve(`kafkajs/src/${file}`);
   for (const dependent of capturedBy) {
-    const path = kafkajsRequire.resolve(`kafkajs/src/${dependent}`);
-    if (kafkajsRequire.cache[path] !== undefined && kafkajsRequire.cache[target]?.exports !== replacement) {
+    const loaded = kafkajsRequire.cache[kafkajsRequire.resolve(`kafkajs/src/${dependent}`)];
+    // A dependent that is itself replaced by a patch does not use what its original captured.
+    if (loaded !== undefined && !replacements.has(loaded.exports) && kafkajsRequire.cache[target]?.exports !== replacement) {
       throw new Error(`kafkajs patches must load before kafkajs: ${dependent} already captured ${file} (import src/kafka/kafkajs-fix.ts first)`);
     }
   }
@@ -37,4 +40,5 @@ export function replaceKafkajsModule(file: string, capturedBy: readonly string[]
   const cached = kafkajsRequire.cache[target];
   if (cached === undefined) throw new Error(`kafkajs patch: ${target} did not load`);
   cached.exports = replacement;
+  replacements.add(replacement);
 }
