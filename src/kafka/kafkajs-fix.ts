@@ -18,6 +18,7 @@ import { replaceKafkajsModule } from './kafkajs-patch.js';
 // Further kafkajs patches for speed, each pinned and tested the same way.
 import './kafkajs-murmur2.js';
 import './kafkajs-produce.js';
+import './kafkajs-fetch.js';
 
 interface FetchedMessage {
   offset: string;
