@@ -19,21 +19,10 @@ import { kafkajsModule, kafkajsRequire, replaceKafkajsModule } from './kafkajs-p
 
 type Bytes = Buffer | string | null | undefined;
 type Headers = Record<string, Bytes | Bytes[]>;
-interface ProduceMessage {
-  key?: Bytes;
-  value?: Bytes;
-  headers?: Headers;
-  timestamp?: unknown;
-}
-interface PartitionData {
-  partition: number;
-  messages: ProduceMessage[];
-  firstSequence?: number;
-}
-interface TopicData {
-  topic: string;
-  partitions: PartitionData[];
-}
+interface ProduceMessage { key?: Bytes; value?: Bytes; headers?: Headers; timestamp?: unknown }
+interface PartitionData { partition: number; messages: ProduceMessage[]; firstSequence?: number }
+interface TopicData { topic: string; partitions: PartitionData[] }
+/** What kafkajs's broker.produce passes to the request (produce/index.js). */
 export interface ProduceRequestArgs {
   acks: number;
   timeout: number;
@@ -43,6 +32,7 @@ export interface ProduceRequestArgs {
   compression?: number;
   topicData: TopicData[];
 }
+/** kafkajs's Encoder, as far as this module uses it. */
 interface EncoderLike {
   buf: Buffer;
   offset: number;
@@ -51,13 +41,7 @@ interface EncoderLike {
   writeInt32(value: number): EncoderLike;
   writeEncoder(value: EncoderLike): EncoderLike;
 }
-interface ProduceRequest {
-  apiKey: number;
-  apiVersion: number;
-  apiName: string;
-  expectResponse: () => boolean;
-  encode: () => Promise<EncoderLike>;
-}
+interface ProduceRequest { apiKey: number; apiVersion: number; apiName: string; expectResponse: () => boolean; encode: () => Promise<EncoderLike> }
 
 const Encoder = kafkajsModule<{ new (initialSize?: number): EncoderLike; prototype: EncoderLike }>('protocol/encoder.js');
 const { Produce: API_KEY } = kafkajsModule<{ Produce: number }>('protocol/requests/apiKeys.js');
