@@ -27,7 +27,7 @@ const bytes = (n: number): Buffer => {
   return b;
 };
 // Lengths around every varint boundary (63/64, 127/128, 8191/8192) and a large value.
-const SIZES = [0, 1, 63, 64, 100, 127, 128, 300, 8191, 8192, 20_000];
+const SIZES = [0, 1, 63, 64, 100, 127, 128, 300, 8191, 8192, 16_400];
 
 function messages(count: number, sizes: readonly number[] = SIZES): ProduceRequestArgs['topicData'][number]['partitions'][number]['messages'] {
   const pick = (): number => sizes[Math.floor(random() * sizes.length)] as number;
@@ -62,7 +62,7 @@ describe('Produce v3 request encoding (kafkajs patch)', () => {
   it('is byte for byte kafkajs 2.2.4 on transactional requests over several topics and partitions', async () => {
     expect(recordBodySizes(messages(70))).toBeDefined(); // every kind of message below takes the fast path
     // 8,300 records: offset deltas past the 2-byte varint range, with small values to keep it quick.
-    for (const [count, sizes] of [[1, SIZES], [2, SIZES], [65, SIZES], [700, SIZES], [8_300, [0, 1, 100, 130]]] as const) {
+    for (const [count, sizes] of [[1, SIZES], [2, SIZES], [65, SIZES], [150, SIZES], [8_300, [0, 1, 100, 130]]] as const) {
       await expectSameBytes({
         acks: -1,
         timeout: 30_000,
@@ -75,7 +75,7 @@ describe('Produce v3 request encoding (kafkajs patch)', () => {
         ],
       });
     }
-  });
+  }, 30_000); // CPU well under a second; the allowance is for a machine shared with brokers and other tests
 
   it('is byte for byte kafkajs 2.2.4 with kafkajs defaults: not transactional, no producer id, no sequence, acks 0', async () => {
     await expectSameBytes({ acks: 0, timeout: 1_000, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: messages(50) }] }] });
