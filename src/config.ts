@@ -22,7 +22,10 @@ export const DEFAULTS = {
   KAFKA_TRANSACTION_TIMEOUT_MS: 60_000, // ms, broker caps it at transaction.max.timeout.ms (15 min)
   PARTITIONS_CONSUMED_CONCURRENTLY: 8, // partitions processed in parallel per fetch
   FETCH_MAX_BYTES_PER_PARTITION: 1_048_576, // bytes (1 MiB)
-  FETCH_MAX_BYTES: 10_485_760, // bytes (10 MiB) per fetch response
+  // bytes (3 MiB) per fetch response: a fetch's records stay alive until its transactions commit, so
+  // this bounds the heap; 3 MiB still fills a 5,000-record chunk per partition (measured: peak RSS
+  // 292 -> 250 MB, CPU per event and throughput unchanged; README "Memory").
+  FETCH_MAX_BYTES: 3_145_728,
   FETCH_MIN_BYTES: 1, // bytes the broker waits for before answering
   FETCH_MAX_WAIT_MS: 100, // ms the broker waits for FETCH_MIN_BYTES
   TOPIC_PARTITIONS: 6, // partitions, only when creating a missing topic

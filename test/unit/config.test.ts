@@ -49,7 +49,7 @@ describe('loadConfig', () => {
     expect(c.kafka.groupId).toBe(DEFAULTS.GROUP_ID);
     expect(c.kafka.sessionTimeoutMs).toBe(30_000);
     expect(c.kafka.heartbeatIntervalMs).toBe(3_000);
-    expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 10_485_760, minBytes: 1, maxWaitTimeMs: 100 });
+    expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 3_145_728, minBytes: 1, maxWaitTimeMs: 100 });
     expect(c.kafka.ssl).toEqual({ enabled: false, rejectUnauthorized: true });
     expect(c.kafka.sasl).toBeUndefined();
     expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', partitions: 6, replicationFactor: 1 });
