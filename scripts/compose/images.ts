@@ -116,7 +116,7 @@ export function recipes(): Recipe[] {
     pins: {},
     async build(hash) {
       const ctx = staging(name);
-      await podmanBuild({ tag, hash, containerfile: join(DEPLOY, `${name}.Containerfile`), context: ctx, args: { BASE_IMAGE: parent.tag, JRE_IMAGE: parent.tag } });
+      await podmanBuild({ tag, hash, containerfile: join(DEPLOY, `${name}.Containerfile`), context: ctx, args: { BASE_IMAGE: parent.tag } });
     },
     ...extra,
   });
@@ -143,7 +143,7 @@ export function recipes(): Recipe[] {
       cpSync(join(DEPLOY, 'kafka'), ctx, { recursive: true });
       writeFileSync(join(ctx, 'pom.xml'), pom([['org.apache.kafka', 'kafka_2.13', KAFKA_VERSION], ['org.apache.kafka', 'kafka-tools', KAFKA_VERSION], ['org.slf4j', 'slf4j-reload4j', '1.7.36']]));
       await mvn(ctx, ['dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${join(ctx, 'libs')}`]);
-      await podmanBuild({ tag: this.tag, hash, containerfile: join(ctx, 'Containerfile'), context: ctx, args: { JRE_IMAGE: jre.tag, KAFKA_VERSION } });
+      await podmanBuild({ tag: this.tag, hash, containerfile: join(ctx, 'Containerfile'), context: ctx, args: { BASE_IMAGE: jre.tag, KAFKA_VERSION } });
     },
   };
   const registry: Recipe = {
@@ -154,7 +154,7 @@ export function recipes(): Recipe[] {
       writeFileSync(join(ctx, 'pom.xml'), pom([]));
       // Plugin 2.8, as scripts/stack: 3.x wants the artifact's parent pom, which Maven Central lacks.
       await mvn(ctx, ['org.apache.maven.plugins:maven-dependency-plugin:2.8:unpack', `-Dartifact=io.apicurio:apicurio-registry-app:${APICURIO_VERSION}:zip:all`, `-DoutputDirectory=${join(ctx, 'apicurio')}`]);
-      await podmanBuild({ tag: this.tag, hash, containerfile: join(DEPLOY, 'registry.Containerfile'), context: ctx, args: { JRE_IMAGE: jre.tag, APICURIO_VERSION } });
+      await podmanBuild({ tag: this.tag, hash, containerfile: join(DEPLOY, 'registry.Containerfile'), context: ctx, args: { BASE_IMAGE: jre.tag, APICURIO_VERSION } });
     },
   };
   const prometheus = fromDeploy('prometheus', debian, tagOf('prometheus'));
