@@ -42,7 +42,7 @@ export async function checkHardening(c: Cli, container: string): Promise<Hardeni
   const h: Hardening = { uid, readOnlyRoot, writeProbe, health, imageHealthcheckExit };
   if (!(uid > 0)) throw new CheckFailed(`the scorer runs as uid ${uid}, expected a non-root uid`);
   if (!readOnlyRoot || writeProbe !== 'EROFS') throw new CheckFailed(`the scorer's root filesystem is not read-only (ReadonlyRootfs ${readOnlyRoot}, a write into /app gave ${writeProbe})`);
-  if (health !== 'healthy') throw new CheckFailed(`the scorer container is ${health || 'without health'}, expected healthy`);
+  if (health !== 'healthy') throw new CheckFailed(`the scorer container is ${health || 'without health'}, expected healthy: ${await inspect(c, ['inspect', container], '{{json .State.Health}}')}`);
   if (imageHealthcheckExit !== 0) throw new CheckFailed(`the image's HEALTHCHECK exited with ${imageHealthcheckExit} in the running scorer`);
   return h;
 }

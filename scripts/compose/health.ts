@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { podmanEnv } from './engine.js';
-import { run } from './run.js';
+import { run, secondsSince } from './run.js';
 
 interface Tracked { name: string; intervalMs: number; dueMs: number; status: string }
 
@@ -20,6 +20,7 @@ export function startHealthPump(project: string, everyMs = 1_000): HealthPump {
   const env = podmanEnv();
   const tracked = new Map<string, Tracked>();
   let running = true;
+  const started = Date.now();
   const loop = (async () => {
     while (running) {
       const ps = await run('podman', ['ps', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.ID}} {{.Names}}'], { echo: false, allowFail: true, env });
@@ -32,16 +33,16 @@ export function startHealthPump(project: string, everyMs = 1_000): HealthPump {
           const cfg = JSON.parse(hc.stdout.trim() || 'null') as { Test?: string[]; Interval?: number } | null;
           const none = !cfg?.Test?.length || cfg.Test[0] === 'NONE';
           // Interval is in nanoseconds; Docker's default is 30 s.
-          tracked.set(id, { name, intervalMs: none ? Infinity : (cfg.Interval ?? 30e9) / 1e6, dueMs: Date.now(), status: 'starting' });
+          tracked.set(id, { name, intervalMs: none ? Infinity : (cfg.Interval ?? 30e9) / 1e6, dueMs: none ? Infinity : Date.now(), status: 'starting' });
         }
       }
       for (const id of tracked.keys()) if (!live.has(id)) tracked.delete(id);
       for (const [id, t] of tracked) {
-        if (!running || t.dueMs > Date.now()) continue;
+        if (!running || t.dueMs > Date.now()) continue; // never, for a container without a health check
         t.dueMs = Date.now() + t.intervalMs;
         const r = await run('podman', ['healthcheck', 'run', id], { echo: false, allowFail: true, env });
         const status = r.code === 0 ? 'healthy' : r.stdout.trim() || `exit ${r.code}`;
-        if (status !== t.status) console.log(`compose-e2e: health ${t.name}: ${status}`);
+        if (status !== t.status) console.log(`compose-e2e: health ${t.name}: ${status} (${secondsSince(started)} s)`);
         t.status = status;
       }
       await sleep(everyMs);
