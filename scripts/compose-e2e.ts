@@ -110,6 +110,12 @@ async function main(): Promise<number> {
 
   const pump = engine === 'podman' ? startHealthPump(PROJECT) : undefined;
   let failed = false;
+  const passed: string[] = [];
+  /** One check passed: say what it saw. The closing line counts them (`N passed, M failed`). */
+  const pass = (what: string): void => {
+    passed.push(what);
+    console.log(`compose-e2e: ok ${what}`);
+  };
   let down = false;
   try {
     const before = await leftovers(cli, PROJECT);
@@ -122,7 +128,7 @@ async function main(): Promise<number> {
     if (engine === 'docker') await withLoadgen(['build', 'loadgen']);
     await waitFor('the scorer to be ready (/readyz)', timeoutMs, async () => ((await fetch(`${SCORER}/readyz`)).ok ? true : undefined));
     figures.upSeconds = secondsSince(upStarted);
-    console.log(`compose-e2e: stack up and scorer ready after ${figures.upSeconds} s`);
+    pass(`stack up from nothing, every health check passed, scorer ready after ${figures.upSeconds} s`);
 
     const metrics = async (): Promise<string> => {
       const res = await fetch(`${SCORER}/metrics`);
@@ -136,6 +142,7 @@ async function main(): Promise<number> {
     if (summaryLine === undefined) throw new CheckFailed('the load generator printed no JSON summary');
     const summary = JSON.parse(summaryLine) as { sent: number; poison: number };
     if (summary.sent !== count) throw new CheckFailed(`the load generator sent ${summary.sent} events, expected ${count}`);
+    pass(`load generator service sent ${summary.sent} events, ${summary.poison} of them bad`);
 
     await waitFor(`${count} records scored or dead-lettered`, timeoutMs, async () => {
       const body = await metrics();
@@ -151,41 +158,42 @@ async function main(): Promise<number> {
     const scored = total(m1, 'scorer_records_scored_total') - total(m0, 'scorer_records_scored_total');
     const dead = total(m1, 'scorer_records_dead_lettered_total') - total(m0, 'scorer_records_dead_lettered_total');
     figures.metrics = { sent: summary.sent, poisonSent: summary.poison, scored, deadLettered: dead, lagPartitions: lag.length };
-    console.log(`compose-e2e: /metrics: scored ${scored}, dead-lettered ${dead} (poison sent ${summary.poison}); lag 0 on ${lag.length} partitions`);
     if (scored + dead !== count || dead !== summary.poison) throw new CheckFailed(`/metrics: scored ${scored} + dead-lettered ${dead}, expected ${count - summary.poison} + ${summary.poison}`);
+    pass(`/metrics: scored ${scored}, dead-lettered ${dead} (poison sent ${summary.poison}); lag 0 on ${lag.length} partitions`);
 
     // Read back: every input offset exactly once across output and dead letters.
     const registryUrl = `http://127.0.0.1:${port('SCHEMA_REGISTRY_HOST_PORT')}${engine === 'podman' ? '/apis/ccompat/v7' : ''}`;
     const acc = await accountFor({ brokers: `127.0.0.1:${port('KAFKA_HOST_PORT')}`, registryUrl, input: INPUT, output: OUTPUT, dlq: DLQ, timeoutMs });
     figures.readBack = acc;
-    console.log(`compose-e2e: read back read_committed: ${JSON.stringify(acc)}`);
     if (acc.inputs !== count || acc.duplicates + acc.missing + acc.foreign !== 0 || acc.scored !== count - summary.poison || acc.deadLettered !== summary.poison) {
-      throw new CheckFailed(`read back: expected ${count} inputs, each once: ${count - summary.poison} scored + ${summary.poison} dead letters, no duplicate, missing or foreign record`);
+      throw new CheckFailed(`read back ${JSON.stringify(acc)}: expected ${count} inputs, each once: ${count - summary.poison} scored + ${summary.poison} dead letters, no duplicate, missing or foreign record`);
     }
+    pass(`read back read_committed, every input exactly once: ${JSON.stringify(acc)}`);
 
     figures.prometheus = await checkPrometheus(PROMETHEUS, { job: JOB, topic: INPUT, scored, timeoutMs: 120_000 });
-    console.log(`compose-e2e: Prometheus: ${JSON.stringify(figures.prometheus)}`);
+    pass(`Prometheus scrapes the scorer and sees lag 0: ${JSON.stringify(figures.prometheus)}`);
     if (engine === 'docker') {
       const grafana = `http://127.0.0.1:${port('GRAFANA_HOST_PORT')}`;
       await waitFor('Grafana to serve the provisioned dashboard', 60_000, async () => ((await fetch(`${grafana}/api/dashboards/uid/kafka-onnx-scorer`)).ok ? true : undefined));
       figures.grafana = 'dashboard served';
+      pass('Grafana serves the provisioned dashboard');
     } else {
       figures.dashboard = await checkDashboard(PROMETHEUS, JOB);
-      console.log(`compose-e2e: dashboard queries on Prometheus: ${JSON.stringify(figures.dashboard)}`);
+      pass(`every dashboard query runs on Prometheus: ${JSON.stringify(figures.dashboard)}`);
     }
 
     const scorer = (await compose(['ps', '-q', 'scorer'], { echo: false })).stdout.trim();
     if (!scorer) throw new CheckFailed('no scorer container');
     figures.hardening = await checkHardening(cli, scorer);
-    console.log(`compose-e2e: scorer container: ${JSON.stringify(figures.hardening)}`);
+    pass(`scorer container non-root, read-only root, healthy, image HEALTHCHECK passes: ${JSON.stringify(figures.hardening)}`);
 
     const grace = gracePeriodSeconds('scorer');
     const stopStarted = Date.now();
     await compose(['stop', 'scorer']);
     const stop = { seconds: secondsSince(stopStarted), gracePeriod: grace, exitCode: await exitCode(cli, scorer) };
     figures.stop = stop;
-    console.log(`compose-e2e: stop (SIGTERM): ${JSON.stringify(stop)}`);
     if (stop.exitCode !== 0 || stop.seconds >= grace) throw new CheckFailed(`the scorer stopped with exit ${stop.exitCode} after ${stop.seconds} s, expected 0 within ${grace} s`);
+    pass(`stop (SIGTERM) ends the scorer within its grace period: ${JSON.stringify(stop)}`);
 
     if (!values.keep) {
       await withLoadgen(['down', '-v', '--remove-orphans']);
@@ -193,8 +201,8 @@ async function main(): Promise<number> {
       figures.leftAfterDown = await leftovers(cli, PROJECT);
       const left = figures.leftAfterDown as Awaited<ReturnType<typeof leftovers>>;
       if (left.containers + left.networks + left.volumes > 0) throw new CheckFailed(`down left ${JSON.stringify(left)}`);
+      pass('down -v leaves no container, network or volume of the project');
     }
-    console.log('compose-e2e: PASSED');
   } catch (err) {
     failed = true;
     console.error(`compose-e2e: FAILED: ${err instanceof Error ? err.message : String(err)}`);
@@ -208,6 +216,8 @@ async function main(): Promise<number> {
   }
   figures.totalSeconds = secondsSince(started);
   console.log(`compose-e2e: ${JSON.stringify(figures)}`);
+  console.log(`compose-e2e: ${failed ? 'FAILED' : 'PASSED'} in ${figures.totalSeconds} s (${engine} mode)`);
+  console.log(`compose-e2e: ${passed.length} passed, ${failed ? 1 : 0} failed`);
   return failed ? 1 : 0;
 }
 
