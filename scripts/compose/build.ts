@@ -24,11 +24,15 @@ export function filesOf(paths: string[]): string[] {
   return out.sort();
 }
 
-/** sha256 over the pins and every file's path (relative to ROOT) and bytes. */
+/**
+ * sha256 over the pins and every file's path and bytes. Paths inside the checkout count relative
+ * to it and others (the machine's CA bundle) as they are, so every clone of the same commit on
+ * one machine gets the same hashes and reuses the same images.
+ */
 export function inputHash(files: string[], pins: Record<string, string>): string {
   const h = createHash('sha256');
   for (const [k, v] of Object.entries(pins).sort(([a], [b]) => a.localeCompare(b))) h.update(`pin ${k}=${v}\n`);
-  for (const f of files) h.update(`file ${relative(ROOT, f)}\n`).update(readFileSync(f)).update('\n');
+  for (const f of files) h.update(`file ${f.startsWith(ROOT) ? relative(ROOT, f) : f}\n`).update(readFileSync(f)).update('\n');
   return h.digest('hex').slice(0, 32);
 }
 
