@@ -5,44 +5,9 @@
  * the value, dead letters in their dlq.source.* headers).
  */
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import '../../src/kafkajs-fix.js'; // before kafkajs: its read_committed filter is patched there
-import { Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import { drainTopic } from '../lib/drain-topic.js'; // loads src/kafkajs-fix.ts before kafkajs
+import { Kafka, logLevel } from 'kafkajs';
 import { DLQ_HEADERS } from '../../src/deadletter.js';
-import { waitFor } from './run.js';
-
-const END_MARKER = '__compose_e2e_end__';
-
-/**
- * Every read_committed-visible record of `topic`. Call it once the writers are idle: it appends
- * a plain marker to each partition and reads until every marker arrived, so no sleeping.
- */
-async function drain(kafka: Kafka, topic: string, timeoutMs: number): Promise<KafkaMessage[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const partitions = (await admin.fetchTopicOffsets(topic)).map((p) => p.partition);
-  await admin.disconnect();
-  const producer = kafka.producer();
-  await producer.connect();
-  await producer.send({ topic, messages: partitions.map((partition) => ({ partition, key: END_MARKER, value: END_MARKER })) });
-  await producer.disconnect();
-  const consumer = kafka.consumer({ groupId: `compose-e2e-readback-${Date.now()}`, maxWaitTimeInMs: 200, readUncommitted: false });
-  const got: KafkaMessage[] = [];
-  const ended = new Set<number>();
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        if (message.key?.toString() === END_MARKER) ended.add(partition);
-        else got.push(message);
-      },
-    });
-    await waitFor(`the end markers on all ${partitions.length} partitions of ${topic}`, timeoutMs, async () => (ended.size === partitions.length ? true : undefined), 250);
-    return got;
-  } finally {
-    await consumer.disconnect();
-  }
-}
 
 export interface Accounting {
   inputs: number;
@@ -70,12 +35,12 @@ export async function accountFor(o: { brokers: string; registryUrl: string; inpu
     if (topic !== o.input || !(offset >= 0 && offset < (ends.get(partition) ?? 0))) foreign += 1;
     else seen.set(`${partition}:${offset}`, (seen.get(`${partition}:${offset}`) ?? 0) + 1);
   };
-  const scored = await drain(kafka, o.output, o.timeoutMs);
+  const scored = await drainTopic(kafka, o.output, { timeoutMs: o.timeoutMs });
   for (const m of scored) {
     const v = (await registry.decode(m.value as Buffer)) as { source: { topic: string; partition: number; offset: number | bigint } };
     note(v.source.topic, v.source.partition, Number(v.source.offset));
   }
-  const dead = await drain(kafka, o.dlq, o.timeoutMs);
+  const dead = await drainTopic(kafka, o.dlq, { timeoutMs: o.timeoutMs });
   for (const m of dead) {
     const h = (k: string): string => m.headers?.[k]?.toString() ?? '';
     note(h(DLQ_HEADERS.sourceTopic), Number(h(DLQ_HEADERS.sourcePartition)), Number(h(DLQ_HEADERS.sourceOffset)));
