@@ -11,7 +11,7 @@ import { UsageError, ensurePodmanTools } from './compose/engine.js';
 import { buildImages } from './compose/images.js';
 import { secondsSince } from './compose/run.js';
 
-export async function composeImages(): Promise<void> {
+async function composeImages(): Promise<void> {
   const started = Date.now();
   await ensurePodmanTools();
   const results = await buildImages();
@@ -19,9 +19,7 @@ export async function composeImages(): Promise<void> {
   console.log(`compose-images: ${results.filter((r) => !r.cached).length} built, ${results.filter((r) => r.cached).length} cached, ${secondsSince(started)} s`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  await composeImages().catch((err: unknown) => {
-    console.error(`compose-images: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(err instanceof UsageError ? 2 : 1);
-  });
-}
+await composeImages().catch((err: unknown) => {
+  console.error(`compose-images: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(err instanceof UsageError ? 2 : 1);
+});

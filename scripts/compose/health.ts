@@ -41,7 +41,8 @@ export function startHealthPump(project: string, everyMs = 1_000): HealthPump {
         if (!running || t.dueMs > Date.now()) continue; // never, for a container without a health check
         t.dueMs = Date.now() + t.intervalMs;
         const r = await run('podman', ['healthcheck', 'run', id], { echo: false, allowFail: true, env });
-        const status = r.code === 0 ? 'healthy' : r.stdout.trim() || `exit ${r.code}`;
+        // 1 + "unhealthy": the check failed; anything else is podman's own error (its message says which).
+        const status = r.code === 0 ? 'healthy' : r.stdout.trim() || `exit ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}`;
         if (status !== t.status) console.log(`compose-e2e: health ${t.name}: ${status} (${secondsSince(started)} s)`);
         t.status = status;
       }

@@ -19,8 +19,8 @@ export interface RunOptions {
   input?: NodeJS.ReadableStream;
 }
 
-/** Runs a command; resolves its stdout, rejects (CheckFailed) on a non-zero exit unless `allowFail`. */
-export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<{ code: number; stdout: string }> {
+/** Runs a command; resolves its stdout (and the tail of its stderr), rejects (CheckFailed) on a non-zero exit unless `allowFail`. */
+export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const echo = o.echo ?? true;
   return new Promise((done, fail) => {
     const child = spawn(cmd, args, { cwd: o.cwd ?? ROOT, env: o.env ?? process.env, stdio: [o.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
@@ -37,7 +37,7 @@ export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<{ 
     });
     child.on('error', fail);
     child.on('close', (code) => {
-      if (code === 0 || o.allowFail) done({ code: code ?? 1, stdout });
+      if (code === 0 || o.allowFail) done({ code: code ?? 1, stdout, stderr });
       else fail(new CheckFailed(`\`${cmd} ${args.join(' ')}\` exited with ${code}${echo ? '' : `: ${stderr.trim().split('\n').slice(-5).join(' / ')}`}`));
     });
   });
