@@ -13,7 +13,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { APICURIO_VERSION, KAFKA_VERSION } from '../stack/components.js';
+import { APICURIO_VERSION } from '../stack/components.js';
 import { type BuildResult, INPUTS_LABEL, cachedBuild, filesOf, inputHash, podmanBuild } from './build.js';
 import { podmanEnv } from './engine.js';
 import { ROOT, run } from './run.js';
@@ -21,6 +21,8 @@ import { ROOT, run } from './run.js';
 /** Pinned: the Node.js of the official node:20 image line, and the npm that Node release bundles. */
 export const NODE_VERSION = '20.20.2';
 export const NPM_VERSION = '10.8.2';
+/** The 3.9 line, as docker-compose.yml's apache/kafka:3.9.1 (its scripts' class names are 3.x's). */
+export const KAFKA_VERSION = '3.9.2';
 const DEBIAN_SUITE = 'bookworm';
 const DEPLOY = resolve(ROOT, 'deploy/compose-local');
 const STAGING = resolve(ROOT, '.stack/compose-images');
