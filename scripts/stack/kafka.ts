@@ -126,9 +126,10 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string)
       writeFileSync(logConfigFile, line.logConfig.text);
       if (!existsSync(join(dataDir, 'meta.properties'))) {
         // KRaft storage must be formatted once with a cluster id before the first start; with
-        // static voters (controller.quorum.voters) both lines take the same arguments.
+        // static voters (controller.quorum.voters) both lines take the same arguments. The id is
+        // attached with '=': one in 64 starts with '-', which `-t <id>` took for an option.
         mkdirSync(dataDir, { recursive: true });
-        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', '-t', kraftClusterId(), '-c', configFile], {
+        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', `--cluster-id=${kraftClusterId()}`, '-c', configFile], {
           cwd: dir,
           what: `Kafka ${version} storage format`,
           hint: `remove ${dataDir} and retry.`,

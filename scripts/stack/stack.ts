@@ -174,8 +174,9 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
   }
 
   const info: StackInfo = { kafkaBrokers: kafka.url, schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started };
-  writeFileSync(join(ctx.root, 'env'), `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
-  say(`stack: ready (${kafka.identity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${join(ctx.root, 'env')}: \`source ${relative(process.cwd(), join(ctx.root, 'env'))}\`)`);
+  const envFile = join(ctx.root, 'env');
+  writeFileSync(envFile, `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
+  say(`stack: ready (${kafka.identity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${envFile}: \`source ${relative(process.cwd(), envFile).startsWith('..') ? envFile : relative(process.cwd(), envFile)}\`)`);
   return info;
 }
 
