@@ -4,7 +4,7 @@
  * reads from the beginning until each marker arrived, so nothing written before can still be on
  * its way. Used by the integration tests (test/helpers/kafka.ts) and the compose test.
  */
-import '../../src/kafkajs-fix.js'; // before kafkajs: its read_committed filter is patched there
+import '../../src/kafka/kafkajs-fix.js'; // before kafkajs: its read_committed filter is patched there
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 
