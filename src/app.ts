@@ -6,6 +6,7 @@
  * Used by main.ts, the demo and the benchmark (which run it in-process), so it never exits the process.
  */
 import type { Logger } from 'pino';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Registry } from 'prom-client';
 import type { Config } from './config.js';
 import { ScorerError, isTransient } from './errors.js';
@@ -18,6 +19,7 @@ import { Health } from './ops/health.js';
 import { type HealthState, startHttpServer } from './ops/http.js';
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
+import { startTracing } from './ops/tracing.js';
 import { type Metrics, createInferHttpMetrics, createMetrics, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
 import { ConsumeStage } from './stages/consume.js';
@@ -40,7 +42,8 @@ export interface RunningScorer {
   crashed: Promise<unknown>;
 }
 
-export async function startScorer(config: Config, logger: Logger, { registry = new Registry() } = {}): Promise<RunningScorer> {
+/** spanExporter: turns tracing on with this exporter instead of the configured ones (tests). */
+export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), spanExporter }: { registry?: Registry; spanExporter?: SpanExporter } = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
   zeroCounters(metrics, config.topics.input);
   const health = new Health(metrics);
@@ -48,6 +51,9 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
   const http = await startHttpServer({ port: config.http.port, host: config.http.host, registry, health: () => health.state(), logger: stageLogger(logger, 'http') });
   lifecycle.onStop('http', () => http.close());
   try {
+    // tracing: stopped after the consumer, so the last transactions' spans are exported.
+    const tracing = await startTracing(config.tracing, { groupId: config.kafka.groupId, logger, ...(spanExporter && { exporter: spanExporter }) });
+    lifecycle.onStop('tracing', () => tracing.shutdown());
     // model: load, check against the reader schema, warm up with a real inference (serve/engine.ts).
     const model = loadModel(config.model.path);
     const { manifest } = model;
@@ -103,6 +109,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       deadLetterContext: { scorerVersion: SCORER_VERSION, modelName: manifest.name, modelVersion: manifest.version },
       logger: stageLogger(logger, 'pipeline'),
       now: Date.now,
+      tracer: tracing.chunks,
     });
     let crash: (err: unknown) => void = () => undefined;
     const crashed = new Promise<unknown>((r) => (crash = r));

@@ -11,6 +11,7 @@ import { type DeadLetterContext, deadLetter } from './deadletter.js';
 import type { ChunkDecoder } from './decode/row-decoder.js';
 import type { ScoredEventEncoder } from './encode.js';
 import { type ErrorCode, ScorerError } from '../errors.js';
+import { type ChunkTrace, type ChunkTracer, NO_TRACING } from '../ops/tracing.js';
 import type { RowScorer } from './infer/infer.js';
 import type { ChunkCommitter } from './produce.js';
 
@@ -46,6 +47,8 @@ export interface ChunkProcessorOptions {
   logger: Logger;
   /** Wall clock in ms (scored_time, dead-letter time); injectable for tests. */
   now: () => number;
+  /** Traces (src/ops/tracing.ts); NO_TRACING when absent. */
+  tracer?: ChunkTracer;
 }
 
 export class ChunkProcessor implements ChunkHandler {
@@ -55,7 +58,19 @@ export class ChunkProcessor implements ChunkHandler {
     this.#opts = opts;
   }
 
-  async process({ topic, partition, messages }: Chunk): Promise<ChunkResult> {
+  async process(chunk: Chunk): Promise<ChunkResult> {
+    const trace = (this.#opts.tracer ?? NO_TRACING).startChunk(chunk);
+    try {
+      const result = await this.#process(chunk, trace);
+      trace.end(result);
+      return result;
+    } catch (err) {
+      trace.fail(err);
+      throw err;
+    }
+  }
+
+  async #process({ topic, partition, messages }: Chunk, trace: ChunkTrace): Promise<ChunkResult> {
     const { decoder, scorer, encoder, committer, logger: log } = this.#opts;
     const last = messages[messages.length - 1];
     if (last === undefined) throw new Error('bug: empty chunk');
@@ -82,13 +97,13 @@ export class ChunkProcessor implements ChunkHandler {
       const envelope = envelopes[i];
       if (outcome?.ok === true && envelope !== undefined) {
         const value = encoder.encode(encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime));
-        scoredMessages.push({ key: m.key, value });
+        scoredMessages.push({ key: m.key, value, headers: trace.headersFor(i, this.#opts.outputTopic) });
         eventTimes.push(envelope.event_time);
         return;
       }
       const error = failures.get(i) ?? (outcome?.ok === false ? outcome.error : new ScorerError('INFERENCE_FAILED', 'no inference result for this row'));
       deadLettered[error.code] = (deadLettered[error.code] ?? 0) + 1;
-      deadLetters.push(deadLetter(m, source, error, this.#opts.deadLetterContext, scoredTime));
+      deadLetters.push(deadLetter(m, source, error, this.#opts.deadLetterContext, scoredTime, trace.headersFor(i, this.#opts.dlqTopic, error)));
     });
     if (deadLetters.length > 0) {
       log.warn({ topic, partition, firstOffset: messages[0]?.offset, lastOffset: last.offset, deadLettered }, 'records dead-lettered');
