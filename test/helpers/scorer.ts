@@ -36,9 +36,9 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
  * Starts an in-process scorer; stopped when the calling test ends, passed or failed, unless stopped
  * before. (onTestFinished, not afterAll: an afterAll registered inside a running test never runs.)
  */
-export async function startTestScorer(overrides: Record<string, string>): Promise<RunningScorer> {
+export async function startTestScorer(overrides: Record<string, string>, options: Parameters<typeof startScorer>[2] = {}): Promise<RunningScorer> {
   const config = loadConfig(scorerEnv(overrides));
-  const scorer = await startScorer(config, createLogger(config.logLevel));
+  const scorer = await startScorer(config, createLogger(config.logLevel), options);
   onTestFinished(() => scorer.stop(20_000).then(() => undefined));
   return scorer;
 }
