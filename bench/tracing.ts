@@ -10,12 +10,13 @@
 // 1,000 chunks (allocation shows up as scavenges), and the difference to "off".
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
 import { setImmediate as turn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { KafkaMessage } from 'kafkajs';
 import type { ChunkProcessorOptions } from '../src/stages/chunk.js';
 import { createLogger } from '../src/ops/logger.js';
+import { oneGeneration } from '../test/helpers/fake-models.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, chunks: { type: 'string', default: '200' }, records: { type: 'string', default: '5000' }, root: { type: 'string' } } });
 const [ROUNDS, CHUNKS, RECORDS] = [Number(values.rounds), Number(values.chunks), Number(values.records)];
@@ -44,14 +45,18 @@ function stages(): Omit<ChunkProcessorOptions, 'tracer'> {
   const rowOf = Int32Array.from({ length: RECORDS }, (_, i) => i);
   const envelopes = Array.from({ length: RECORDS }, (_, i) => ({ event_id: `e${i}`, entity_id: `c${i}`, event_time: 0 }));
   const outcomes = Array.from({ length: RECORDS }, () => outcome);
+  const decoded = { features: new Float32Array(RECORDS), rows: RECORDS, rowOf, envelopes, failures: new Map(), schemaIds: [1] };
+  const versionStages = {
+    decoder: { width: 1, decodeChunk: async () => decoded },
+    encoder: { scoredEvent: (e: unknown) => e as never, encode: () => value },
+    deadLetterContext: { scorerVersion: '0', modelName: 'm', modelVersion: '1' },
+  };
   return {
-    decoder: { width: 1, decodeChunk: async () => ({ features: new Float32Array(RECORDS), rows: RECORDS, rowOf, envelopes, failures: new Map(), schemaIds: [1] }) },
-    scorer: { score: async () => outcomes },
-    encoder: { scoredEvent: (e) => e as never, encode: () => value },
+    models: oneGeneration({ score: async () => outcomes }),
+    stages: () => versionStages,
     committer: { commit: async () => undefined },
     outputTopic: 'scores',
     dlqTopic: 'features.dlq',
-    deadLetterContext: { scorerVersion: '0', modelName: 'm', modelVersion: '1' },
     logger: createLogger('silent'),
     now: Date.now,
   };
@@ -59,7 +64,7 @@ function stages(): Omit<ChunkProcessorOptions, 'tracer'> {
 
 let scavenges = 0;
 new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === 1) scavenges += 1; // NODE_PERFORMANCE_GC_MINOR
+  for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges += 1;
 }).observe({ entryTypes: ['gc'] });
 
 async function measure(opts: ChunkProcessorOptions, input: ReturnType<typeof chunk>): Promise<{ ns: number[]; gcs: number }> {

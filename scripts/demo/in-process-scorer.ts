@@ -69,7 +69,7 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
     return 1;
   }
   const logger = createLogger(config.logLevel, { destination: log });
-  print(`${st.bold('scorer')}    starting in this process (model ${rel(config.model.path)}; logs at ${config.logLevel} to ${rel(log.path)})`);
+  print(`${st.bold('scorer')}    starting in this process (model ${rel(config.model.kind === 'file' ? config.model.path : config.model.repository)}; logs at ${config.logLevel} to ${rel(log.path)})`);
   const start = async (): Promise<RunningScorer> => {
     try {
       return await startScorer(config, logger);

@@ -6,7 +6,7 @@
  * reads (e.g. OTEL_TRACES_SAMPLER=ratio samples everything); here it is exit 2 naming the variable.
  * Spec: https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/
  */
-import { type Parser, bool, httpUrl, int, oneOf } from './parsers.js';
+import { type Io, type Parser, bool, httpUrl, int, oneOf } from './parsers.js';
 import { quote } from './redact.js';
 
 export type TraceExporterKind = 'otlp' | 'console';
@@ -39,6 +39,8 @@ const RATIO: Parser<number> = {
   },
 };
 const MS = int(0, 3_600_000);
+// None of these parsers reads a file.
+const NO_FILES: Io = { readFile: () => '', isFile: () => false, isDirectory: () => false };
 
 /** One row per checked variable; the values the scorer itself needs are typed below. */
 const OTEL_SCHEMA = {
@@ -74,7 +76,7 @@ export function readTracingConfig(env: NodeJS.ProcessEnv, problems: string[]): T
     // The spec: an empty value is the same as unset.
     if (raw === undefined || raw.trim() === '') continue;
     const parser: Parser<unknown> = OTEL_SCHEMA[k];
-    v[k] = parser.parse(raw.trim(), { readFile: () => '', isFile: () => false });
+    v[k] = parser.parse(raw.trim(), NO_FILES);
     if (v[k] === undefined) problems.push(`${k}: expected ${parser.expected}, got ${quote(raw)}`);
   }
   const maxBatch = v.OTEL_BSP_MAX_EXPORT_BATCH_SIZE as number | undefined;

@@ -14,8 +14,9 @@ import { ROOT } from '../../scripts/lib/feature-events.js';
 import { waitFor } from './kafka.js';
 import { freePort } from './net.js';
 
+/** The scorer's environment for a test: the local stack, the churn model (or MODEL_REPOSITORY when given), quick group timeouts. */
 export function scorerEnv(overrides: Record<string, string>): Record<string, string> {
-  return {
+  const env: Record<string, string> = {
     KAFKA_BROKERS: inject('kafkaBrokers'),
     SCHEMA_REGISTRY_URL: inject('schemaRegistryUrl'),
     MODEL_PATH: resolve(ROOT, 'models/churn.onnx'),
@@ -30,6 +31,8 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
     TOPIC_PARTITIONS: '6',
     ...overrides,
   };
+  if (overrides.MODEL_REPOSITORY !== undefined && overrides.MODEL_PATH === undefined) delete env.MODEL_PATH;
+  return env;
 }
 
 /**

@@ -26,7 +26,7 @@ export function upstream(sampled = true): { traceId: string; spanId: string; hea
 }
 
 /** The trace id and parent (span) id of a traceparent header. */
-export function parseTraceparent(value: Buffer | string | undefined): { traceId: string; spanId: string; sampled: boolean } | undefined {
+export function parseTraceparent(value: Buffer | string | (Buffer | string)[] | undefined): { traceId: string; spanId: string; sampled: boolean } | undefined {
   const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(String(value));
   return m === null ? undefined : { traceId: m[1] as string, spanId: m[2] as string, sampled: (parseInt(m[3] as string, 16) & 1) === 1 };
 }

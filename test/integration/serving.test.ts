@@ -11,7 +11,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, ROOT } from '../../scripts/lib/feature-events.js';
 import { type FileEvent, writeAvroEvents } from '../../scripts/lib/feature-files.js';
 import { loadConfig } from '../../src/config.js';
-import { loadModel } from '../../src/model/manifest.js';
+import { chooseModel } from '../../src/serve/model-choice.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { readSchema, startEngine } from '../../src/serve/engine.js';
@@ -72,7 +72,7 @@ describe('serving patterns', () => {
     const dir = mkdtempSync(join(tmpdir(), 'serving-'));
     await writeAvroEvents(join(dir, 'in.avro'), featureSchema, events);
     const config = loadConfig(scorerEnv({ INPUT_TOPIC: 'x', OUTPUT_TOPIC: 'y', DLQ_TOPIC: 'z' }));
-    const engine = await startEngine({ config, model: loadModel(config.model.path), metrics: createMetrics(), logger: createLogger('error') });
+    const engine = await startEngine({ config, model: chooseModel(config), metrics: createMetrics(), logger: createLogger('error') });
     const summary = await scoreFile({ input: join(dir, 'in.avro'), output: join(dir, 'out.avro'), engine, outputSchema: readSchema('schemas/scored-event.avsc', 'output') });
     await engine.scorer.close(5_000);
     expect(summary).toMatchObject({ records: events.length, scored: events.length, bad: {} });

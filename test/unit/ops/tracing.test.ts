@@ -4,14 +4,16 @@
  * failed chunks, and the off path (one shared no-op object). Through the real ChunkProcessor too.
  */
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { IHeaders, KafkaMessage } from 'kafkajs';
+import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import type { TracingConfig } from '../../../src/config/otel.js';
 import { ScorerError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/ops/logger.js';
 import { NO_TRACING, SCORER_ATTRS, type Tracing, startTracing } from '../../../src/ops/tracing.js';
 import { ChunkProcessor } from '../../../src/stages/chunk.js';
+import type { ChunkDecoder } from '../../../src/stages/decode/row-decoder.js';
 import type { ChunkCommit } from '../../../src/stages/produce.js';
+import { oneGeneration } from '../../helpers/fake-models.js';
 import { KeptSpanExporter, parseTraceparent, upstream } from '../../helpers/spans.js';
 
 const logger = createLogger('silent');
@@ -147,26 +149,25 @@ describe('tracing on', () => {
 });
 
 describe('ChunkProcessor with tracing', () => {
-  it('puts the create span context on the scored event and on the dead letter (replacing the input traceparent), nothing on untraced records', async () => {
+  it('puts the create span context on the scored, shadow and dead-letter outputs (replacing the input traceparent), nothing on untraced records', async () => {
     const { t, spans } = await tracing();
     const commits: ChunkCommit[] = [];
-    const p = new ChunkProcessor({
-      // Records 'ok:*' become rows; anything else fails to decode.
-      decoder: {
-        width: 1,
-        async decodeChunk(values) {
-          const rowOf = new Int32Array(values.length).fill(-1);
-          const failures = new Map<number, ScorerError>();
-          const envelopes = values.map((v, i) => (String(v).startsWith('ok:') ? ((rowOf[i] = i), { event_id: `e${i}`, entity_id: `c${i}`, event_time: 0 }) : (failures.set(i, new ScorerError('BAD_MAGIC_BYTE', 'bad')), undefined)));
-          return { features: new Float32Array(values.length), rows: values.length, rowOf, envelopes, failures, schemaIds: [1] };
-        },
+    // Records 'ok:*' become rows; anything else fails to decode.
+    const decoder: ChunkDecoder = {
+      width: 1,
+      async decodeChunk(values) {
+        const rowOf = new Int32Array(values.length).fill(-1);
+        const failures = new Map<number, ScorerError>();
+        const envelopes = values.map((v, i) => (String(v).startsWith('ok:') ? ((rowOf[i] = i), { event_id: `e${i}`, entity_id: `c${i}`, event_time: 0 }) : (failures.set(i, new ScorerError('BAD_MAGIC_BYTE', 'bad')), undefined)));
+        return { features: new Float32Array(values.length), rows: values.length, rowOf, envelopes, failures, schemaIds: [1] };
       },
-      scorer: { score: async (_f, rows) => Array.from({ length: rows }, () => ({ ok: true as const, score: 0.5, scores: { yes: 0.5 } })) },
-      encoder: { scoredEvent: (e) => e as never, encode: () => Buffer.from('scored') },
+    };
+    const p = new ChunkProcessor({
+      models: oneGeneration({ score: async (_f, rows) => Array.from({ length: rows }, () => ({ ok: true as const, score: 0.5, scores: { yes: 0.5 } })) }, { shadowTopic: 'shadow' }),
+      stages: () => ({ decoder, encoder: { scoredEvent: (e) => e as never, encode: () => Buffer.from('scored') }, deadLetterContext: { scorerVersion: '0', modelName: 'm', modelVersion: '1' } }),
       committer: { commit: async (c) => void commits.push(c) },
       outputTopic: 'out',
       dlqTopic: 'dlq',
-      deadLetterContext: { scorerVersion: '0', modelName: 'm', modelVersion: '1' },
       logger,
       now: () => 0,
       tracer: t.chunks,
@@ -176,16 +177,19 @@ describe('ChunkProcessor with tracing', () => {
     await p.process({ topic: 'in', partition: 0, messages: [msg(0, { traceparent: a.header }), poison, msg(2)] });
     await t.shutdown();
 
-    const [out, dlq] = [commits[0]?.outputs[0]?.messages ?? [], commits[0]?.outputs[1]?.messages ?? []];
-    expect(out.map((m) => parseTraceparent(m.headers?.traceparent as string)?.traceId)).toEqual([a.traceId, undefined]);
+    const of = (topic: string) => commits[0]?.outputs.find((o) => o.topic === topic)?.messages ?? [];
+    const [out, dlq, shadow] = [of('out'), of('dlq'), of('shadow')];
+    const ctx = (m: Message | undefined) => parseTraceparent(m?.headers?.traceparent as string);
+    expect(out.map((m) => ctx(m)?.traceId)).toEqual([a.traceId, undefined]);
     expect(out[1]?.headers).toBeUndefined();
-    const dead = parseTraceparent(dlq[0]?.headers?.traceparent as string);
-    expect(dead?.traceId).toBe(b.traceId);
-    expect(dead?.spanId).not.toBe(b.spanId); // the dead letter's own span, not the input's
+    expect(shadow.map((m) => ctx(m)?.traceId)).toEqual([a.traceId, undefined]);
+    expect(ctx(dlq[0])?.traceId).toBe(b.traceId);
+    expect(ctx(dlq[0])?.spanId).not.toBe(b.spanId); // the dead letter's own span, not the input's
     expect(dlq[0]?.headers?.other).toBe('kept');
     expect(spans.named('create').map((s) => [s.name, s.spanContext().spanId])).toEqual([
-      ['create out', parseTraceparent(out[0]?.headers?.traceparent as string)?.spanId],
-      ['create dlq', dead?.spanId],
+      ['create out', ctx(out[0])?.spanId],
+      ['create dlq', ctx(dlq[0])?.spanId],
+      ['create shadow', ctx(shadow[0])?.spanId],
     ]);
   });
 });
