@@ -2,26 +2,29 @@
 // stages faked to near-zero cost (so the hooks' cost is not hidden in decoding or inference),
 // tracing off, and on with 0 %, 1 % and 100 % of the records carrying a sampled traceparent.
 // Spans go to a BatchSpanProcessor whose exporter discards them (the SDK's work, not a network's).
+// --baseline adds another checkout's ChunkProcessor (e.g. main before tracing: no hooks at all).
 //
-//   npx tsx bench/tracing.ts [--rounds 7] [--chunks 200] [--records 5000]
-//   npx tsx bench/tracing.ts --root <dir>   # another checkout's src/ (e.g. main, without tracing): off only
+//   npx tsx bench/tracing.ts [--rounds 9] [--chunks 100] [--records 5000] [--baseline <dir with src/>]
 //
-// Prints a Markdown table: ns per record (median of the rounds, and min..max), minor GCs per
-// 1,000 chunks (allocation shows up as scavenges), and the difference to "off".
+// The modes run interleaved, round by round (in a rotating order), so a busy machine slows them alike. Prints a
+// Markdown table: ns per record (median and min of the rounds), the median's difference to "off",
+// and bytes allocated per record (heap growth over one chunk right after a full GC; the largest
+// of 7 samples, i.e. one during which no scavenge ran).
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { setImmediate as turn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { KafkaMessage } from 'kafkajs';
-import type { ChunkProcessorOptions } from '../src/stages/chunk.js';
 import { createLogger } from '../src/ops/logger.js';
+import { startTracing } from '../src/ops/tracing.js';
+import { ChunkProcessor, type ChunkProcessorOptions } from '../src/stages/chunk.js';
 import { oneGeneration } from '../test/helpers/fake-models.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, chunks: { type: 'string', default: '200' }, records: { type: 'string', default: '5000' }, root: { type: 'string' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '9' }, chunks: { type: 'string', default: '100' }, records: { type: 'string', default: '5000' }, baseline: { type: 'string' } } });
 const [ROUNDS, CHUNKS, RECORDS] = [Number(values.rounds), Number(values.chunks), Number(values.records)];
-const root = resolve(values.root ?? resolve(import.meta.dirname, '..'));
-const { ChunkProcessor } = (await import(resolve(root, 'src/stages/chunk.ts'))) as typeof import('../src/stages/chunk.js');
 
 const value = Buffer.from('scored-event-bytes');
 const outcome = { ok: true as const, score: 0.5, scores: { yes: 0.5 } };
@@ -62,47 +65,62 @@ function stages(): Omit<ChunkProcessorOptions, 'tracer'> {
   };
 }
 
-let scavenges = 0;
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges += 1;
-}).observe({ entryTypes: ['gc'] });
+interface Mode {
+  mode: string;
+  p: { process(c: ReturnType<typeof chunk>): Promise<unknown> };
+  input: ReturnType<typeof chunk>;
+  ns: number[];
+  bytes: number;
+}
 
-async function measure(opts: ChunkProcessorOptions, input: ReturnType<typeof chunk>): Promise<{ ns: number[]; gcs: number }> {
-  const p = new ChunkProcessor(opts);
-  for (let i = 0; i < 20; i++) await p.process(input); // warm-up (JIT)
-  const ns: number[] = [];
-  const gc0 = scavenges;
-  for (let r = 0; r < ROUNDS; r++) {
+const modes: Mode[] = [];
+const add = (mode: string, p: Mode['p'], input: Mode['input']) => modes.push({ mode, p, input, ns: [], bytes: 0 });
+if (values.baseline !== undefined) {
+  const Baseline = ((await import(resolve(values.baseline, 'src/stages/chunk.ts'))) as typeof import('../src/stages/chunk.js')).ChunkProcessor;
+  add(`baseline: ${values.baseline} (no hooks)`, new Baseline(stages()), chunk(0));
+}
+add('off', new ChunkProcessor(stages()), chunk(0));
+const tracings: { shutdown(): Promise<void> }[] = [];
+const discard = { export: (_s: unknown, done: (r: { code: number }) => void) => done({ code: 0 }), shutdown: async () => undefined, forceFlush: async () => undefined };
+for (const [mode, share] of [['on, no record traced', 0], ['on, 1 % traced', 0.01], ['on, 100 % traced', 1]] as const) {
+  const tracing = await startTracing({ exporters: ['otlp'], protocol: 'http/protobuf', maxLinks: 128 }, { groupId: 'g', logger: createLogger('silent'), exporter: discard });
+  tracings.push(tracing);
+  add(mode, new ChunkProcessor({ ...stages(), tracer: tracing.chunks }), chunk(share));
+}
+
+// Warm-up (JIT), then the modes interleaved round by round: a busy machine slows them alike.
+for (const m of modes) for (let i = 0; i < 20; i++) await m.p.process(m.input);
+for (let r = 0; r < ROUNDS; r++) {
+  // Each round starts with another mode: whoever runs after the 100 % mode inherits its garbage.
+  for (const m of [...modes.slice(r % modes.length), ...modes.slice(0, r % modes.length)]) {
+    await turn();
     const t0 = performance.now();
     // One event-loop turn per chunk, as consume.ts gives: the span processor's timer and the GC observer run.
     for (let i = 0; i < CHUNKS; i++) {
-      await p.process(input);
+      await m.p.process(m.input);
       await turn();
     }
-    ns.push(((performance.now() - t0) * 1e6) / (CHUNKS * RECORDS));
-  }
-  await turn();
-  return { ns, gcs: ((scavenges - gc0) / (ROUNDS * CHUNKS)) * 1000 };
-}
-
-const rows: { mode: string; ns: number[]; gcs: number }[] = [];
-rows.push({ mode: values.root ? `off (${values.root})` : 'off', ...(await measure(stages(), chunk(0))) });
-if (values.root === undefined) {
-  const { startTracing } = await import('../src/ops/tracing.js');
-  const discard = { export: (_s: unknown, done: (r: { code: number }) => void) => done({ code: 0 }), shutdown: async () => undefined, forceFlush: async () => undefined };
-  for (const [mode, share] of [['on, no record traced', 0], ['on, 1 % traced', 0.01], ['on, 100 % traced', 1]] as const) {
-    const tracing = await startTracing({ exporters: ['otlp'], protocol: 'http/protobuf', maxLinks: 128 }, { groupId: 'g', logger: createLogger('silent'), exporter: discard });
-    rows.push({ mode, ...(await measure({ ...stages(), tracer: tracing.chunks }, chunk(share))) });
-    await tracing.shutdown();
+    m.ns.push(((performance.now() - t0) * 1e6) / (CHUNKS * RECORDS));
   }
 }
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+for (const m of modes) {
+  for (let k = 0; k < 7; k++) {
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    await m.p.process(m.input);
+    m.bytes = Math.max(m.bytes, (process.memoryUsage().heapUsed - before) / RECORDS);
+  }
+}
+for (const t of tracings) await t.shutdown();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const base = median(rows[0]?.ns ?? [0]);
-console.log(`\nChunkProcessor.process, ${RECORDS} records per chunk, ${ROUNDS} rounds x ${CHUNKS} chunks, Node ${process.version}\n`);
-console.log('| tracing | ns/record (median) | min..max | minor GCs per 1000 chunks | vs off |');
+const off = median(modes.find((m) => m.mode === 'off')?.ns ?? [0]);
+console.log(`\nChunkProcessor.process, ${RECORDS} records per chunk, ${ROUNDS} rounds x ${CHUNKS} chunks per mode, Node ${process.version}\n`);
+console.log('| tracing | ns/record (median) | ns/record (min) | median vs off | bytes allocated/record |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const r of rows) {
-  const m = median(r.ns);
-  console.log(`| ${r.mode} | ${m.toFixed(1)} | ${Math.min(...r.ns).toFixed(1)}..${Math.max(...r.ns).toFixed(1)} | ${r.gcs.toFixed(0)} | ${r === rows[0] ? '' : `+${(m - base).toFixed(1)} ns`} |`);
+for (const m of modes) {
+  const med = median(m.ns);
+  console.log(`| ${m.mode} | ${med.toFixed(1)} | ${Math.min(...m.ns).toFixed(1)} | ${m.mode === 'off' ? '' : `${med >= off ? '+' : ''}${(med - off).toFixed(1)} ns`} | ${m.bytes.toFixed(0)} |`);
 }

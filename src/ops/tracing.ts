@@ -15,7 +15,7 @@ import { type Attributes, type Link, ROOT_CONTEXT, type Span, type SpanContext, 
 import { W3CTraceContextPropagator, hrTime } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import type { IHeaders, KafkaMessage } from 'kafkajs';
+import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { TracingConfig } from '../config/otel.js';
 import { type ErrorCode, ScorerError } from '../errors.js';
@@ -31,10 +31,11 @@ export interface TracedChunk {
 /** The tracing of one chunk (one transaction), from before decoding to after the commit. */
 export interface ChunkTrace {
   /**
-   * Trace headers for one output of record `index` (its scored event, or its dead letter when
-   * `error` is given), to set on the output message; undefined when the record has no trace context.
+   * One output of record `index` (its scored event, or its dead letter when `error` is given) with
+   * the trace headers set (traceparent/tracestate replaced); returned as is, untouched, when the
+   * record has no trace context.
    */
-  headersFor(index: number, destination: string, error?: ScorerError): IHeaders | undefined;
+  withContext<M extends Message>(index: number, destination: string, message: M, error?: ScorerError): M;
   /** The transaction committed. */
   end(result: { scored: number; deadLettered: Partial<Record<ErrorCode, number>> }): void;
   /** The chunk failed (nothing committed; it is read again). */
@@ -46,7 +47,7 @@ export interface ChunkTracer {
   startChunk(chunk: TracedChunk): ChunkTrace;
 }
 
-const NOOP_TRACE: ChunkTrace = { headersFor: () => undefined, end: () => undefined, fail: () => undefined };
+const NOOP_TRACE: ChunkTrace = { withContext: (_i, _d, message) => message, end: () => undefined, fail: () => undefined };
 /** Tracing off: one shared object, nothing allocated. */
 export const NO_TRACING: ChunkTracer = { startChunk: () => NOOP_TRACE };
 
@@ -147,7 +148,13 @@ class SdkChunkTrace implements ChunkTrace {
     );
   }
 
-  headersFor(index: number, destination: string, error?: ScorerError): IHeaders | undefined {
+  withContext<M extends Message>(index: number, destination: string, message: M, error?: ScorerError): M {
+    const headers = this.#headersFor(index, destination, error);
+    if (headers !== undefined) message.headers = Object.assign(message.headers ?? {}, headers);
+    return message;
+  }
+
+  #headersFor(index: number, destination: string, error?: ScorerError): IHeaders | undefined {
     const input = this.#inputs?.[index];
     if (input === undefined || this.#ended) return undefined;
     const m = this.#chunk.messages[index];

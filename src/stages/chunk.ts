@@ -136,14 +136,14 @@ export class ChunkProcessor implements ChunkHandler {
       const envelope = decoded.envelopes[j];
       const count = counts[g] as VersionCount;
       if (outcome?.ok === true && envelope !== undefined) {
-        scoredMessages.push({ key: m.key, value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)), headers: trace.headersFor(i, this.#opts.outputTopic) });
+        scoredMessages.push(trace.withContext(i, this.#opts.outputTopic, { key: m.key, value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)) }));
         eventTimes.push(envelope.event_time);
         count.scored++;
         return;
       }
       const error = decoded.failures.get(j) ?? (outcome?.ok === false ? outcome.error : new ScorerError('INFERENCE_FAILED', 'no inference result for this row'));
       deadLettered[error.code] = (deadLettered[error.code] ?? 0) + 1;
-      deadLetters.push(deadLetter(m, source, error, stages.deadLetterContext, scoredTime, trace.headersFor(i, this.#opts.dlqTopic, error)));
+      deadLetters.push(trace.withContext(i, this.#opts.dlqTopic, deadLetter(m, source, error, stages.deadLetterContext, scoredTime), error));
       count.failed++;
     });
     if (deadLetters.length > 0) {
@@ -196,7 +196,7 @@ export class ChunkProcessor implements ChunkHandler {
       const envelope = decoded.envelopes[j];
       if (outcome?.ok !== true || envelope === undefined) return;
       const m = messages[i] as KafkaMessage;
-      out.push({ key: m.key, value: encoder.encode(encoder.scoredEvent(envelope, { ...source, offset: m.offset }, outcome, scoredTime)), headers: trace.headersFor(i, served.topic) });
+      out.push(trace.withContext(i, served.topic, { key: m.key, value: encoder.encode(encoder.scoredEvent(envelope, { ...source, offset: m.offset }, outcome, scoredTime)) }));
     });
     return out;
   }

@@ -27,9 +27,8 @@ export interface DeadLetterContext {
   modelVersion: string;
 }
 
-/** traceHeaders (src/ops/tracing.ts) replace the input's traceparent/tracestate: the dead letter's own span, same trace. */
-export function deadLetter(message: KafkaMessage, source: { topic: string; partition: number }, error: ScorerError, ctx: DeadLetterContext, now = Date.now(), traceHeaders?: IHeaders): Message {
-  const headers: IHeaders = { ...(message.headers ?? {}), ...traceHeaders };
+export function deadLetter(message: KafkaMessage, source: { topic: string; partition: number }, error: ScorerError, ctx: DeadLetterContext, now = Date.now()): Message {
+  const headers: IHeaders = { ...(message.headers ?? {}) };
   headers[DLQ_HEADERS.sourceTopic] = source.topic;
   headers[DLQ_HEADERS.sourcePartition] = String(source.partition);
   headers[DLQ_HEADERS.sourceOffset] = message.offset;

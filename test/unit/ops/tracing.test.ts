@@ -25,6 +25,7 @@ async function tracing(config: Partial<TracingConfig> = {}): Promise<{ t: Tracin
   return { t, spans };
 }
 
+const blank = (): Message => ({ value: null });
 const msg = (offset: number, headers?: IHeaders): KafkaMessage =>
   ({ key: Buffer.from(`k${offset}`), value: Buffer.from(`ok:${offset}`), offset: String(offset), timestamp: '0', attributes: 0, ...(headers && { headers }) }) as KafkaMessage;
 
@@ -35,7 +36,9 @@ describe('tracing off', () => {
     const chunk = { topic: 'in', partition: 0, messages: [msg(0, { traceparent: upstream().header })] };
     const a = t.chunks.startChunk(chunk);
     expect(t.chunks.startChunk(chunk)).toBe(a);
-    expect(a.headersFor(0, 'out')).toBeUndefined();
+    const out = { key: null, value: Buffer.from('scored') };
+    expect(a.withContext(0, 'out', out)).toBe(out);
+    expect(Object.keys(out)).toEqual(['key', 'value']); // not even a headers: undefined slot
     await t.shutdown();
   });
 });
@@ -92,7 +95,7 @@ describe('tracing on', () => {
     const { t, spans } = await tracing();
     const u = upstream();
     const trace = t.chunks.startChunk({ topic: 'in', partition: 1, messages: [msg(5, { traceparent: u.header, tracestate: 'vendor=abc' })] });
-    const headers = trace.headersFor(0, 'out');
+    const headers = trace.withContext(0, 'out', blank()).headers;
     trace.end({ scored: 1, deadLettered: {} });
     await t.shutdown();
 
@@ -111,13 +114,15 @@ describe('tracing on', () => {
     expect(create?.endTime).toEqual(process?.endTime);
   });
 
-  it('passes an unsampled context on unchanged, without a span; no context, no header', async () => {
+  it('passes an unsampled context on unchanged, without a span; no context, no header (the message untouched)', async () => {
     const { t, spans } = await tracing();
     const u = upstream(false);
     const trace = t.chunks.startChunk({ topic: 'in', partition: 0, messages: [msg(0, { traceparent: Buffer.from(u.header), tracestate: Buffer.from('a=b') }), msg(1), msg(2, { traceparent: '00-zz' })] });
-    expect(trace.headersFor(0, 'out')).toEqual({ traceparent: u.header, tracestate: 'a=b' });
-    expect(trace.headersFor(1, 'out')).toBeUndefined();
-    expect(trace.headersFor(2, 'out')).toBeUndefined();
+    expect(trace.withContext(0, 'out', blank()).headers).toEqual({ traceparent: u.header, tracestate: 'a=b' });
+    const untraced = blank();
+    expect(trace.withContext(1, 'out', untraced)).toBe(untraced);
+    expect(Object.keys(untraced)).toEqual(['value']);
+    expect(trace.withContext(2, 'out', blank()).headers).toBeUndefined();
     trace.end({ scored: 3, deadLettered: {} });
     await t.shutdown();
     expect(spans.named('create')).toHaveLength(0);
@@ -128,10 +133,10 @@ describe('tracing on', () => {
     const { t, spans } = await tracing();
     const u = upstream();
     const ok = t.chunks.startChunk({ topic: 'in', partition: 0, messages: [msg(0, { traceparent: u.header })] });
-    ok.headersFor(0, 'dlq', new ScorerError('BAD_MAGIC_BYTE', 'not Confluent framing'));
+    ok.withContext(0, 'dlq', blank(), new ScorerError('BAD_MAGIC_BYTE', 'not Confluent framing'));
     ok.end({ scored: 0, deadLettered: { BAD_MAGIC_BYTE: 1 } });
     const failed = t.chunks.startChunk({ topic: 'in', partition: 0, messages: [msg(1, { traceparent: upstream().header })] });
-    failed.headersFor(0, 'out');
+    failed.withContext(0, 'out', blank());
     failed.fail(new ScorerError('REGISTRY_UNAVAILABLE', 'registry did not answer'));
     failed.end({ scored: 1, deadLettered: {} }); // ignored: already ended
     await t.shutdown();
