@@ -5,7 +5,9 @@
  */
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
 import type { TracingConfig } from '../../../src/config/otel.js';
 import { ScorerError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/ops/logger.js';
@@ -197,4 +199,42 @@ describe('ChunkProcessor with tracing', () => {
       ['create shadow', ctx(shadow[0])?.spanId],
     ]);
   });
+});
+
+describe('OTLP export', () => {
+  /** A collector stand-in on a free loopback port: the requests it got. */
+  async function collector(): Promise<{ url: string; requests: { path: string; type: string; body: Buffer }[]; close: () => Promise<void> }> {
+    const requests: { path: string; type: string; body: Buffer }[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        requests.push({ path: req.url ?? '', type: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+        res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/json' }).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  for (const protocol of ['http/protobuf', 'http/json'] as const) {
+    it(`sends the spans to OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces over ${protocol}, with OTEL_SERVICE_NAME, and flushes them at shutdown`, async () => {
+      const c = await collector();
+      vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', c.url);
+      vi.stubEnv('OTEL_SERVICE_NAME', 'scorer-under-test');
+      try {
+        const t = await startTracing({ exporters: ['otlp'], protocol, maxLinks: 128 }, { groupId: 'g', logger });
+        t.chunks.startChunk({ topic: 'exported-topic', partition: 0, messages: [msg(0)] }).end({ scored: 1, deadLettered: {} });
+        await t.shutdown();
+        expect(c.requests.map((r) => [r.path, r.type])).toEqual([['/v1/traces', protocol === 'http/json' ? 'application/json' : 'application/x-protobuf']]);
+        const body = c.requests[0]?.body.toString('latin1') ?? '';
+        expect(body).toContain('process exported-topic');
+        expect(body).toContain('scorer-under-test');
+      } finally {
+        vi.unstubAllEnvs();
+        await c.close();
+      }
+    });
+  }
 });
