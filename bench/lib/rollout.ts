@@ -226,12 +226,13 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutResult> {
 
 export function formatRollout(r: RolloutResult): string {
   const s = r.swap;
+  const t = (x: number | null) => (x === null ? 'none after the write' : `${x} ms`);
   const l = (x: Latency) => `${x.p50 ?? '-'} / ${x.p99 ?? '-'} / ${x.max ?? '-'} ms (${x.count})`;
   return [
     '### rollout (churn, MODEL_REPOSITORY models/churn)',
     `- live ${s.rate} events/s, ${s.produced} produced, ${s.received} seen; swap 1.0.0 -> 1.1.0 then rollback, by editing MODEL_DEPLOYMENT`,
     `- event -> visible p50 / p99 / max: steady ${l(s.steady)}; 3 s after the swap ${l(s.afterSwap)}; 3 s after the rollback ${l(s.afterRollback)}`,
-    `- swap: file written -> first event scored by 1.1.0 ${s.swapFirstNewMs ?? '-'} ms, -> last by 1.0.0 ${s.swapLastOldMs ?? 'none after the write'} ms; rollback: -> first by 1.0.0 ${s.rollbackFirstOldMs ?? '-'} ms, -> last by 1.1.0 ${s.rollbackLastNewMs ?? 'none after the write'} ms`,
+    `- swap: file written -> first event scored by 1.1.0 ${t(s.swapFirstNewMs)}, -> last by 1.0.0 ${t(s.swapLastOldMs)}; rollback: -> first by 1.0.0 ${t(s.rollbackFirstOldMs)}, -> last by 1.1.0 ${t(s.rollbackLastNewMs)}`,
     `- partitions whose versions did not change exactly at the swap and the rollback: ${s.partitionsOutOfOrder}`,
     `- 100 % shadow, ${r.shadow.events} events drained: ${r.shadow.with.eventsPerSec} vs ${r.shadow.without.eventsPerSec} events/s without (${r.shadow.throughputRatio}x); scorer CPU ${r.shadow.with.scorerCpuUsPerEvent} vs ${r.shadow.without.scorerCpuUsPerEvent} µs/event (${r.shadow.cpuRatio}x); peak RSS ${r.shadow.with.maxRssMb} vs ${r.shadow.without.maxRssMb} MB`,
   ].join('\n');
