@@ -62,6 +62,11 @@ export interface RolloutResult {
     rollbackLastNewMs: number | null;
     /** Partitions whose versions, in offset order, are not exactly 1.0.0* 1.1.0* 1.0.0* (must be 0). */
     partitionsOutOfOrder: number;
+    /** scorer_model_versions_loaded sampled every 250 ms: at most (during a change) and at the end (the old version unloaded). */
+    versionsLoadedMax: number;
+    versionsLoadedAtEnd: number;
+    /** Scorer RSS (MB): before the swap, at most during the phase, at the end. */
+    rssMb: { beforeSwap: number; max: number; atEnd: number };
   };
   shadow: {
     events: number;
@@ -155,11 +160,24 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutResult> {
       rollbackAt = Date.now();
       writeFileSync(deployment, JSON.stringify({ stable: '1.0.0' }));
     })();
+    const loaded: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        loaded.push(total(await p.metrics(), 'scorer_model_versions_loaded'));
+        await sleep(250); // a sampling interval
+      }
+    })();
     const live = await produceEvents({ brokers: o.brokers, registryUrl: o.registryUrl, topic: t.input, count, rate: o.rate, poison: 0, model: 'churn', partitions: 6, seed: 11 });
     await changes;
     const deadline = performance.now() + 30_000;
     while (reader.records.length < live.sent && performance.now() < deadline) await sleep(50);
     await reader.stop();
+    sampling = false;
+    await sampler;
+    const mbOf = (xs: number[]) => Math.round(Math.max(0, ...xs) / 1048576);
+    const swapAtPerf = performance.now() - (Date.now() - swapAt);
+    const rssMb = { beforeSwap: mbOf(p.rss.filter((x) => x.at < swapAtPerf).map((x) => x.rss)), max: mbOf(p.rss.map((x) => x.rss)), atEnd: mbOf(p.rss.slice(-1).map((x) => x.rss)) };
     await p.stop();
     const recs = reader.records;
     const lat = (from: number, to: number) => latency(recs.filter((r) => r.eventTime >= from && r.eventTime < to).map((r) => r.visibleAt - r.eventTime));
@@ -178,6 +196,9 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutResult> {
       rollbackFirstOldMs: first(scoredBy('1.0.0', rollbackAt)),
       rollbackLastNewMs: last(scoredBy('1.1.0', rollbackAt)),
       partitionsOutOfOrder: outOfOrder(recs, '1.0.0'),
+      versionsLoadedMax: Math.max(0, ...loaded),
+      versionsLoadedAtEnd: loaded.at(-1) ?? 0,
+      rssMb,
     };
     o.say(`rollout: swap took traffic in ${swap.swapFirstNewMs} ms (last 1.0.0 event +${swap.swapLastOldMs} ms), rollback in ${swap.rollbackFirstOldMs} ms (last 1.1.0 +${swap.rollbackLastNewMs} ms); p99 steady ${swap.steady.p99} ms, after swap ${swap.afterSwap.p99} ms, after rollback ${swap.afterRollback.p99} ms`);
 
@@ -234,6 +255,7 @@ export function formatRollout(r: RolloutResult): string {
     `- event -> visible p50 / p99 / max: steady ${l(s.steady)}; 3 s after the swap ${l(s.afterSwap)}; 3 s after the rollback ${l(s.afterRollback)}`,
     `- swap: file written -> first event scored by 1.1.0 ${t(s.swapFirstNewMs)}, -> last by 1.0.0 ${t(s.swapLastOldMs)}; rollback: -> first by 1.0.0 ${t(s.rollbackFirstOldMs)}, -> last by 1.1.0 ${t(s.rollbackLastNewMs)}`,
     `- partitions whose versions did not change exactly at the swap and the rollback: ${s.partitionsOutOfOrder}`,
+    `- versions loaded: at most ${s.versionsLoadedMax} during a change, ${s.versionsLoadedAtEnd} at the end (the old one unloaded); scorer RSS ${s.rssMb.beforeSwap} MB before the swap, ${s.rssMb.max} MB at most, ${s.rssMb.atEnd} MB at the end`,
     `- 100 % shadow, ${r.shadow.events} events drained: ${r.shadow.with.eventsPerSec} vs ${r.shadow.without.eventsPerSec} events/s without (${r.shadow.throughputRatio}x); scorer CPU ${r.shadow.with.scorerCpuUsPerEvent} vs ${r.shadow.without.scorerCpuUsPerEvent} µs/event (${r.shadow.cpuRatio}x); peak RSS ${r.shadow.with.maxRssMb} vs ${r.shadow.without.maxRssMb} MB`,
   ].join('\n');
 }
