@@ -9,8 +9,8 @@
  * One span per message (what @opentelemetry/instrumentation-kafkajs does) is too many at 60k
  * events/s; the OTel messaging conventions model a batch as one span with links, and "create"
  * spans give each message of a batch its own creation context.
- * Off (the default) it is NO_TRACING: no allocation per chunk or record, and not even the
- * OpenTelemetry packages are loaded (@opentelemetry/core alone takes 0.1-0.8 s to import, paid by
+ * Off (the default) it is NO_TRACING: no allocation per chunk or record, and none of the SDK
+ * packages is loaded (@opentelemetry/core alone takes 0.1-0.8 s to import, paid by
  * every scorer and job process): the SDK-backed implementation lives in tracing-sdk.ts, imported
  * only when tracing is on. This file is all the rest of the code sees.
  */
