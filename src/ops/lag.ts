@@ -14,7 +14,7 @@ import type { Admin } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { PartitionProgress } from '../stages/consume.js';
 import { LAG_STATUSES, LagStatusTracker, ownedPartitions } from './lag-status.js';
-import type { Metrics } from './metrics.js';
+import type { LagMetrics } from './metrics.js';
 
 export interface LagSample {
   partition: number;
@@ -26,21 +26,24 @@ export class LagPoller {
   readonly #admin: Admin;
   readonly #groupId: string;
   readonly #topic: string;
-  readonly #metrics: Metrics;
+  readonly #metrics: LagMetrics;
   readonly #log: Logger;
   readonly #progress: (partition: number) => PartitionProgress | undefined;
+  readonly #beforePoll: (() => Promise<void>) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #loop = 0;
   #last: LagSample[] = [];
   readonly #status = new LagStatusTracker();
 
-  constructor(opts: { admin: Admin; groupId: string; topic: string; metrics: Metrics; logger: Logger; progress: (partition: number) => PartitionProgress | undefined }) {
+  /** beforePoll: refreshes what `progress` reads (the pipelines' progress, when they run in worker threads: src/threads/). */
+  constructor(opts: { admin: Admin; groupId: string; topic: string; metrics: LagMetrics; logger: Logger; progress: (partition: number) => PartitionProgress | undefined; beforePoll?: () => Promise<void> }) {
     this.#admin = opts.admin;
     this.#groupId = opts.groupId;
     this.#topic = opts.topic;
     this.#metrics = opts.metrics;
     this.#log = opts.logger;
     this.#progress = opts.progress;
+    this.#beforePoll = opts.beforePoll;
   }
 
   get last(): readonly LagSample[] {
@@ -68,6 +71,7 @@ export class LagPoller {
   }
 
   async poll(now = Date.now()): Promise<LagSample[]> {
+    await this.#beforePoll?.();
     const [ends, committed, described] = await Promise.all([
       this.#admin.fetchTopicOffsets(this.#topic),
       this.#admin.fetchOffsets({ groupId: this.#groupId, topics: [this.#topic] }),
