@@ -18,9 +18,12 @@ export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
  * figure only, not N copies summed. `nodejs_*` is per thread (heap, GC, event loop): combined.
  */
 export function mergeMetrics(own: MetricsJson, pipelines: MetricsJson[]): Registry {
-  const perThread = pipelines.map((ms) => ms.filter((m) => !m.name.startsWith('process_')));
+  const isProcess = (m: MetricsJson[number]): boolean => m.name.startsWith('process_');
+  const perThread = pipelines.map((ms) => ms.filter((m) => !isProcess(m)));
+  // Only one copy of each process_* metric is left; 'first' keeps even the one prom-client marks 'omit' (its start time).
+  const mine = own.map((m) => (isProcess(m) ? { ...m, aggregator: 'first' as const } : m));
   // The supervisor's first: AggregatorRegistry takes a metric's aggregator from its first copy.
-  return AggregatorRegistry.aggregate([own, ...perThread]);
+  return AggregatorRegistry.aggregate([mine, ...perThread]);
 }
 
 /** A pipeline's health, or why it gave none (no answer in time, exited). */

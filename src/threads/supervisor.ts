@@ -50,6 +50,22 @@ class MergedRegistry extends Registry {
   }
 }
 
+/**
+ * One pipeline's configuration: the process's memory bounds shared out, so that FETCH_MAX_BYTES
+ * (bytes per fetch response, which stay alive until their chunks commit) and MAX_IN_FLIGHT_ROWS /
+ * RESUME_IN_FLIGHT_ROWS bound the process whatever PIPELINE_THREADS is (README "Memory").
+ */
+export function pipelineConfig(config: Config): Config {
+  const n = config.pipelineThreads;
+  const share = (v: number, min: number): number => Math.max(min, Math.floor(v / n));
+  const maxInFlightRows = share(config.backpressure.maxInFlightRows, 1);
+  return {
+    ...config,
+    kafka: { ...config.kafka, fetch: { ...config.kafka.fetch, maxBytes: share(config.kafka.fetch.maxBytes, 1) } },
+    backpressure: { maxInFlightRows, resumeInFlightRows: Math.min(share(config.backpressure.resumeInFlightRows, 0), maxInFlightRows - 1) },
+  };
+}
+
 export async function startPipelines(config: Config, logger: Logger): Promise<RunningPipelines> {
   const own = new Registry();
   // Process-wide figures (CPU, RSS) and this thread's Node metrics; the pipelines report their own threads'.
@@ -80,7 +96,8 @@ export async function startPipelines(config: Config, logger: Logger): Promise<Ru
       const results = await Promise.all(threads.map((t) => t.stop(stopDeadlineMs)));
       clean = results.every(Boolean);
     });
-    for (let i = 0; i < config.pipelineThreads; i++) threads.push(new PipelineThread(i, config));
+    const perPipeline = pipelineConfig(config);
+    for (let i = 0; i < config.pipelineThreads; i++) threads.push(new PipelineThread(i, perPipeline));
     const starts = await Promise.allSettled(threads.map((t) => t.started));
     const failed = starts.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
