@@ -7,19 +7,10 @@ import avro from 'avsc';
 import * as ort from 'onnxruntime-node';
 import type { LoadedModel } from '../../src/model/manifest.js';
 import { readSchema } from '../../src/serve/engine.js';
+import type { ScoredEvent } from '../../src/stages/encode.js';
 
-export interface Scored {
-  event_id: string;
-  entity_id: string;
-  source: { topic: string; partition: number; offset: number };
-  event_time: number;
-  /** Taken once per chunk by the chunk processor: records of one transaction share it. */
-  scored_time: number;
-  model: { name: string; version: string };
-  score: number;
-  scores: Record<string, number>;
-  label: string | null;
-}
+/** A scored event as read back (scored_time is taken once per chunk: records of one transaction share it). */
+export type Scored = ScoredEvent;
 
 const scoredType = avro.Type.forSchema(readSchema('schemas/scored-event.avsc', 'output'));
 

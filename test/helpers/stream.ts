@@ -20,6 +20,8 @@ export interface StreamOptions {
 export interface Stream {
   /** What was produced (acknowledged by the broker) so far, in order. */
   sent: OutMessage[];
+  /** Sends the next `events` as fast as the broker takes them, then goes on at the rate (a backlog: the scorer busy, chunks in flight). */
+  burst: (events: number) => void;
   /** Stops producing after the batch in flight and resolves once the producer is disconnected. */
   stop: () => Promise<void>;
 }
@@ -40,6 +42,8 @@ export function startStream(factory: EventFactory, topic: string, { rate = 1_000
   const sent: OutMessage[] = [];
   const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
   let stopping = false;
+  let burstLeft = 0;
+  let bursted = 0;
   const done = (async () => {
     await producer.connect();
     const started = Date.now();
@@ -47,7 +51,12 @@ export function startStream(factory: EventFactory, topic: string, { rate = 1_000
       const batch = Array.from({ length: SEND }, (_, j) => streamEvent(factory, i + j, poisonEvery));
       await producer.send({ topic, messages: batch });
       sent.push(...batch);
-      const ahead = started + ((i + SEND) / rate) * 1000 - Date.now();
+      if (burstLeft > 0) {
+        burstLeft -= SEND;
+        bursted += SEND;
+        continue;
+      }
+      const ahead = started + ((i + SEND - bursted) / rate) * 1000 - Date.now();
       if (ahead > 0) await new Promise((r) => setTimeout(r, ahead)); // pacing the load, not waiting for a result
     }
     await producer.disconnect();
@@ -58,6 +67,7 @@ export function startStream(factory: EventFactory, topic: string, { rate = 1_000
   });
   return {
     sent,
+    burst: (events) => void (burstLeft += events),
     stop: async () => {
       stopping = true;
       await done;

@@ -4,30 +4,15 @@
  * failing canary back by itself, and a shadow whose events are exactly once in their own topic
  * without changing the main output. Version changes: rollout-swap.test.ts.
  */
-import { describe, expect, inject, it } from 'vitest';
-import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
-import { RegistryRest } from '../../src/kafka/registry.js';
-import { loadVersion } from '../../src/model/repository.js';
+import { describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../../src/stages/deadletter.js';
 import { type ReadMessage, createTopics, drainTopic, produce, randomName, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { scrape } from '../helpers/net.js';
 import { tempRepository } from '../helpers/repository.js';
-import { deploymentFile, getModels, waitForModels } from '../helpers/rollout.js';
-import { decodeScored, referenceScores } from '../helpers/scored.js';
+import { deploymentFile, expectReferenceScores, getModels, rolloutSetup, waitForModels } from '../helpers/rollout.js';
+import { decodeScored } from '../helpers/scored.js';
 import { startTestScorer } from '../helpers/scorer.js';
 import { expectExactlyOnce, poisonCount, streamEvent } from '../helpers/stream.js';
-
-async function setup(name: string, { variants = false } = {}) {
-  const t = { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
-  await createTopics([
-    { topic: t.input, numPartitions: 6 },
-    { topic: t.output, numPartitions: 6 },
-    { topic: t.dlq, numPartitions: 2 },
-  ]);
-  const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 29, variants });
-  const env = { INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group, BATCH_MAX_SIZE: '256' };
-  return { t, factory, env };
-}
 
 /** key -> version that scored it, for the outputs whose entity is in `entities`. */
 function versionsByKey(outputs: readonly ReadMessage[], entities: ReadonlySet<string>): Map<string, string> {
@@ -43,7 +28,7 @@ const canaryKeys = (versions: Map<string, string>, canary: string): Set<string> 
 
 describe('model rollout: canary, guard, shadow', () => {
   it('sends 20% of 10,000 keys to the canary, the same keys after a restart, and raising it to 50% moves no key back', { timeout: 180_000 }, async () => {
-    const { t, factory, env } = await setup('canary');
+    const { t, factory, env } = await rolloutSetup('canary', { seed: 29 });
     const repo = tempRepository(['1.0.0', '1.1.0']);
     const file = deploymentFile({ stable: '1.0.0', canary: { version: '1.1.0', percent: 20 } });
     const rolloutEnv = { ...env, MODEL_REPOSITORY: repo, MODEL_DEPLOYMENT: file.path };
@@ -93,7 +78,7 @@ describe('model rollout: canary, guard, shadow', () => {
   });
 
   it('rolls a canary that fails rows back by itself, says why, and stable scores every record after; every input once, its failed rows dead letters', { timeout: 180_000 }, async () => {
-    const { t, factory, env } = await setup('guard');
+    const { t, factory, env } = await rolloutSetup('guard', { seed: 29 });
     const repo = tempRepository(['1.0.0', '1.2.0-flaky']);
     // 1.2.0-flaky gives NaN for rows with support_tickets_90d >= 5: about 8% of the events.
     const file = deploymentFile({ stable: '1.0.0', canary: { version: '1.2.0-flaky', percent: 50, guard: { minRows: 500, maxFailureRate: 0.02 } } });
@@ -139,7 +124,7 @@ describe('model rollout: canary, guard, shadow', () => {
   });
 
   it('writes one shadow event per scored event to the shadow topic, exactly once, and the main output is what it is without a shadow', { timeout: 180_000 }, async () => {
-    const { t, factory, env } = await setup('shadow', { variants: true });
+    const { t, factory, env } = await rolloutSetup('shadow', { variants: true, seed: 29 });
     const shadowTopic = randomName('shadow-scores');
     const plain = { output: randomName('noshadow-out'), dlq: randomName('noshadow-dlq'), group: randomName('noshadow-group') };
     await createTopics([{ topic: shadowTopic, numPartitions: 6 }, { topic: plain.output, numPartitions: 6 }, { topic: plain.dlq, numPartitions: 2 }]);
@@ -169,12 +154,8 @@ describe('model rollout: canary, guard, shadow', () => {
       return m === undefined || s.model.version !== '1.1.0' || m.model.version !== '1.0.0' || s.entity_id !== m.entity_id || JSON.stringify(s.source) !== JSON.stringify(m.source);
     });
     expect(mismatched.slice(0, 3)).toEqual([]);
-    // The shadow's scores are 1.1.0's.
-    const byKey = new Map(inputs.map((m) => [m.key, m]));
-    const v110 = loadVersion(repo, '1.1.0');
-    const keys = [...shadowed.keys()];
-    const expected = await referenceScores(v110, keys.map((k) => factory.featureRow((byKey.get(k) as OutMessage).value, v110.manifest.features)));
-    expect(keys.filter((k, i) => !(Math.abs((shadowed.get(k)?.score ?? NaN) - (expected[i] as number)) < 1e-5))).toEqual([]);
+    // Main and shadow scores are onnxruntime's for 1.0.0 and 1.1.0.
+    await expectReferenceScores(repo, [...outputs, ...shadow], inputs, factory);
 
     // Without the shadow: the same main output, key by key, and the same dead letters.
     const plainOutputs = await drainTopic(plain.output);
