@@ -83,7 +83,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     if (config.inferHttp.enabled) {
       // Requests share the stream's batcher and workers (serve/oip.ts); idle, it costs nothing.
       const ready = (): boolean => ((c) => c.model === true && c.shuttingDown !== true && c.circuitOpen !== true)(health.state().checks);
-      http.mount(createOipHandler({ model: stable.model, readerSchema: stable.model.readerSchema, scorer: stable.scorer, limits: config.inferHttp, ready, metrics: createInferHttpMetrics(registry), logger: stageLogger(logger, 'oip') }));
+      http.mount(createOipHandler({ models: served, limits: config.inferHttp, ready, metrics: createInferHttpMetrics(registry), logger: stageLogger(logger, 'oip') }));
     }
 
     // registry: the output schema, registered under the topic-name strategy subject (or the id configured for it), read back.

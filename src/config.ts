@@ -231,8 +231,6 @@ const RULES: Rule[] = [
     if (!file && !repo) return [`MODEL_PATH: expected ${SCHEMA.MODEL_PATH.expected} (or MODEL_REPOSITORY: ${SCHEMA.MODEL_REPOSITORY.expected} of model versions), got nothing (required)`];
     return set(raw, 'MODEL_DEPLOYMENT') && !repo ? [`MODEL_DEPLOYMENT: expected MODEL_REPOSITORY to be set (a deployment names versions of a repository), got MODEL_PATH`] : [];
   },
-  // The endpoint serves one fixed model today; with a repository its version would change under it.
-  ({ INFER_HTTP: http }, raw) => (http === true && set(raw, 'MODEL_REPOSITORY') ? ['INFER_HTTP: expected false with MODEL_REPOSITORY (the Open Inference Protocol endpoint serves MODEL_PATH\'s model only, for now), got true'] : []),
   (v) => {
     const pairs = [['INPUT_TOPIC', 'OUTPUT_TOPIC'], ['INPUT_TOPIC', 'DLQ_TOPIC'], ['OUTPUT_TOPIC', 'DLQ_TOPIC']] as const;
     return pairs.filter(([a, b]) => v[a] !== undefined && v[a] === v[b]).map(([a, b]) => `${b}: expected a topic other than ${a}'s, got ${quote(v[b] ?? '')}`);

@@ -100,6 +100,7 @@ export function zeroCounters(metrics: Metrics, inputTopic: string): void {
     if (kind === 'transient') metrics.retries.inc({ stage, code }, 0);
   }
   for (const result of ['committed', 'aborted']) metrics.transactions.inc({ result }, 0);
+  for (const result of ['applied', 'refused']) metrics.deploymentChanges.inc({ result }, 0);
 }
 
 /**

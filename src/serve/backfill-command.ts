@@ -22,7 +22,7 @@ import { engineModels, readSchema, startEngine } from './engine.js';
 import { chooseModel } from './model-choice.js';
 import { Progress } from './progress.js';
 import { BackfillRun, planCommitter } from './backfill/backfill.js';
-import { type Bound, type PartitionRange, defaultGroupId, encodePlan, parseBound, resolvePlan, storedPlan } from './backfill/plan.js';
+import { type Bound, type PartitionRange, checkRange, defaultGroupId, encodePlan, parseBound, resolvePlan, storedPlan } from './backfill/plan.js';
 
 export const BACKFILL_USAGE = `usage: kafka-onnx-scorer backfill --from <ISO time | earliest | partition:offset,…>
                                   --to <ISO time | now | partition:offset,…>
@@ -58,6 +58,7 @@ export async function backfillCommand(args: string[], env: NodeJS.ProcessEnv = p
     for (const f of ['from', 'to', 'output-topic'] as const) if (flags[f] === undefined) throw new UsageError(`--${f} is required`);
     from = parseBound(flags.from as string, '--from');
     to = parseBound(flags.to as string, '--to');
+    checkRange(from, to);
     for (const f of ['output-topic', 'dlq-topic'] as const) {
       const v = flags[f];
       if (v !== undefined && topicName.parse(v, { readFile: () => '', isFile: () => false, isDirectory: () => false }) === undefined) throw new UsageError(`--${f}: expected ${topicName.expected}, got '${v}'`);

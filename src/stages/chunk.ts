@@ -19,8 +19,8 @@ import { deadLetter } from './deadletter.js';
 import type { DecodedChunk } from './decode/row-decoder.js';
 import type { RowOutcome } from './infer/infer.js';
 import type { ChunkCommitter } from './produce.js';
-import { type RouteGroup, routeChunk } from './route.js';
-import type { StagesFor } from './version-stages.js';
+import { routeChunk } from './route.js';
+import type { StagesFor, VersionStages } from './version-stages.js';
 
 export interface Chunk {
   topic: string;
@@ -115,13 +115,13 @@ export class ChunkProcessor implements ChunkHandler {
     const deadLettered: Partial<Record<ErrorCode, number>> = {};
     const eventTimes: number[] = [];
     const counts = groups.map((g) => ({ version: g.served.version, role: g.role as Role, scored: 0, failed: 0 }));
+    const stagesOf = groups.map((g) => this.#opts.stages(g.served.model));
     const source = { topic, partition };
     messages.forEach((m, i) => {
       const g = groupOf === undefined ? 0 : (groupOf[i] as number);
       const j = posOf === undefined ? i : (posOf[i] as number);
-      const { served } = groups[g] as RouteGroup;
       const { decoded, outcomes } = scored[g] as Scored;
-      const stages = this.#opts.stages(served.model);
+      const stages = stagesOf[g] as VersionStages;
       const row = decoded.rowOf[j] as number;
       const outcome = row >= 0 ? outcomes[row] : undefined;
       const envelope = decoded.envelopes[j];

@@ -108,7 +108,6 @@ describe('loadConfig', () => {
     ['a deployment without a repository', { MODEL_DEPLOYMENT: file('d.json', '{}') }, 'MODEL_DEPLOYMENT: expected MODEL_REPOSITORY to be set (a deployment names versions of a repository), got MODEL_PATH'],
     ['a repository that is no directory', { MODEL_PATH: undefined, MODEL_REPOSITORY: MODEL }, `MODEL_REPOSITORY: expected an existing directory, got '${MODEL}'`],
     ['a deployment that is no .json file', { MODEL_PATH: undefined, MODEL_REPOSITORY: dir, MODEL_DEPLOYMENT: CA }, `MODEL_DEPLOYMENT: expected an existing .json file, got '${CA}'`],
-    ['the endpoint with a repository', { MODEL_PATH: undefined, MODEL_REPOSITORY: dir, INFER_HTTP: 'true' }, "INFER_HTTP: expected false with MODEL_REPOSITORY (the Open Inference Protocol endpoint serves MODEL_PATH's model only, for now), got true"],
   ])('refuses %s, naming the variable', (_, vars, message) => {
     const env = base(vars as Record<string, string>);
     for (const [k, v] of Object.entries(vars)) if (v === undefined) delete env[k];
