@@ -7,7 +7,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { type Entry, type Io, bool, brokers, httpUrl, int, intOrAuto, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
+import { type Entry, type Io, bool, brokers, directory, httpUrl, int, intOrAuto, jsonFile, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
 import { REDACTED, quote } from './config/redact.js';
 import { ScorerError } from './errors.js';
 
@@ -95,7 +95,11 @@ export interface Config {
   topics: { input: string; output: string; dlq: string; partitions: number; replicationFactor: number };
   /** outputSchemaId: an id registered for the scorer's output schema; when set the scorer checks it instead of registering. */
   registry: { url: string; timeoutMs: number; auth?: { username: string; password: string }; ca?: PemFile; outputSchemaId?: number };
-  model: { path: string };
+  /**
+   * The model: one file (MODEL_PATH, its manifest beside it) or a repository of versions
+   * (MODEL_REPOSITORY, src/model/), served as MODEL_DEPLOYMENT says (its highest version without it).
+   */
+  model: { kind: 'file'; path: string } | { kind: 'repository'; repository: string; deployment?: string };
   batch: { maxSize: number; maxDelayMs: number; idleDispatch: boolean };
   infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean; closeTimeoutMs: number };
   backpressure: { maxInFlightRows: number; resumeInFlightRows: number };
@@ -115,6 +119,7 @@ export interface Config {
 export interface LoadConfigOptions {
   readFile?: (path: string) => string;
   isFile?: (path: string) => boolean;
+  isDirectory?: (path: string) => boolean;
   /** Required variables a command does without (score-file needs no Kafka): not reported when missing. */
   notRequired?: readonly string[];
 }
@@ -142,7 +147,10 @@ const SCHEMA = {
   TOPIC_PARTITIONS: withDefault(int(1, 10_000), DEFAULTS.TOPIC_PARTITIONS),
   TOPIC_REPLICATION_FACTOR: withDefault(int(1, 32_767), DEFAULTS.TOPIC_REPLICATION_FACTOR),
   SCHEMA_REGISTRY_URL: required(httpUrl),
-  MODEL_PATH: required(onnxFile),
+  // One of MODEL_PATH and MODEL_REPOSITORY (RULES).
+  MODEL_PATH: optional(onnxFile),
+  MODEL_REPOSITORY: optional(directory),
+  MODEL_DEPLOYMENT: optional(jsonFile),
   BATCH_MAX_SIZE: withDefault(int(1, 65_536), DEFAULTS.BATCH_MAX_SIZE),
   BATCH_MAX_DELAY_MS: withDefault(int(0, 60_000), DEFAULTS.BATCH_MAX_DELAY_MS),
   BATCH_IDLE_DISPATCH: withDefault(bool, DEFAULTS.BATCH_IDLE_DISPATCH),
@@ -222,6 +230,12 @@ const givenOrDefault = (raw: Partial<Record<Key, string>>, k: Key, v: unknown): 
 const SSL_FILES: Key[] = ['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'];
 
 const RULES: Rule[] = [
+  (_, raw) => {
+    const [file, repo] = [set(raw, 'MODEL_PATH'), set(raw, 'MODEL_REPOSITORY')];
+    if (file && repo) return [`MODEL_REPOSITORY: expected MODEL_PATH or MODEL_REPOSITORY, not both, got both (MODEL_PATH ${quote(raw.MODEL_PATH ?? '')})`];
+    if (!file && !repo) return [`MODEL_PATH: expected ${SCHEMA.MODEL_PATH.expected} (or MODEL_REPOSITORY: ${SCHEMA.MODEL_REPOSITORY.expected} of model versions), got nothing (required)`];
+    return set(raw, 'MODEL_DEPLOYMENT') && !repo ? [`MODEL_DEPLOYMENT: expected MODEL_REPOSITORY to be set (a deployment names versions of a repository), got MODEL_PATH`] : [];
+  },
   (v) => {
     const pairs = [['INPUT_TOPIC', 'OUTPUT_TOPIC'], ['INPUT_TOPIC', 'DLQ_TOPIC'], ['OUTPUT_TOPIC', 'DLQ_TOPIC']] as const;
     return pairs.filter(([a, b]) => v[a] !== undefined && v[a] === v[b]).map(([a, b]) => `${b}: expected a topic other than ${a}'s, got ${quote(v[b] ?? '')}`);
@@ -265,11 +279,20 @@ const isFile = (p: string): boolean => {
   }
 };
 
+const isDirectory = (p: string): boolean => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
 /** Reads, validates and types the configuration; throws one CONFIG_INVALID listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   const io: Io = {
     readFile: options.readFile ?? ((p) => readFileSync(p, 'utf8')),
     isFile: options.isFile ?? isFile,
+    isDirectory: options.isDirectory ?? isDirectory,
   };
   const problems: string[] = [];
   const raw: Partial<Record<Key, string>> = env.CONFIG_FILE === undefined ? {} : readConfigFile(env.CONFIG_FILE, io, problems);
@@ -327,7 +350,9 @@ function build(v: Values): Config {
     },
     topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
     registry: { url: v.SCHEMA_REGISTRY_URL, timeoutMs: FIXED.REGISTRY_TIMEOUT_MS, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }), ...(v.OUTPUT_SCHEMA_ID !== undefined && { outputSchemaId: v.OUTPUT_SCHEMA_ID }) },
-    model: { path: v.MODEL_PATH },
+    model: v.MODEL_REPOSITORY !== undefined
+      ? { kind: 'repository', repository: v.MODEL_REPOSITORY, ...(v.MODEL_DEPLOYMENT !== undefined && { deployment: v.MODEL_DEPLOYMENT }) }
+      : { kind: 'file', path: v.MODEL_PATH as string },
     batch: { maxSize: v.BATCH_MAX_SIZE, maxDelayMs: v.BATCH_MAX_DELAY_MS, idleDispatch: v.BATCH_IDLE_DISPATCH },
     infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS },
     backpressure: { maxInFlightRows: v.MAX_IN_FLIGHT_ROWS, resumeInFlightRows: v.RESUME_IN_FLIGHT_ROWS },

@@ -2,6 +2,7 @@
  * Entry point (`npm start`, the `kafka-onnx-scorer` command). Builds the stages from validated
  * configuration, in dependency order, and owns the lifecycle:
  *   start: config -> http (liveness) -> model + warm-up -> registry -> topics -> producers -> consumer -> ready
+ *   SIGHUP: re-read MODEL_DEPLOYMENT (a refused change keeps the current deployment);
  *   stop (SIGTERM/SIGINT): not ready -> stop fetching (the running chunk commits) -> close inference
  *        -> disconnect -> flush logs, within SHUTDOWN_TIMEOUT_MS; a second signal aborts at once.
  * Exit codes: 0 clean stop, 1 crash, drain timeout or a permanent start-up failure (e.g. the registry
@@ -56,6 +57,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP re-reads MODEL_DEPLOYMENT (and never ends the process, which is Node's default for it).
+    process.on('SIGHUP', () => {
+      if (scorer.reloadDeployment()) logger.info('SIGHUP: re-reading MODEL_DEPLOYMENT');
+      else logger.warn('SIGHUP: no MODEL_DEPLOYMENT to re-read (it applies with MODEL_REPOSITORY); ignored');
+    });
     scorer.crashed.then(async (err) => {
       logger.fatal({ err }, 'consumer crashed; exiting');
       await scorer.stop(Math.min(config.crashStopMs, config.shutdownTimeoutMs)).catch(() => false);

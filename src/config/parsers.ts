@@ -8,6 +8,7 @@ import type { PemFile } from '../config.js';
 export interface Io {
   readFile: (path: string) => string;
   isFile: (path: string) => boolean;
+  isDirectory: (path: string) => boolean;
 }
 
 export interface Parser<T> {
@@ -75,6 +76,14 @@ export const httpUrl: Parser<string> = {
 export const onnxFile: Parser<string> = {
   expected: 'an existing .onnx file',
   parse: (raw, io) => (raw.toLowerCase().endsWith('.onnx') && io.isFile(raw) ? raw : undefined),
+};
+export const directory: Parser<string> = {
+  expected: 'an existing directory',
+  parse: (raw, io) => (io.isDirectory(raw) ? raw : undefined),
+};
+export const jsonFile: Parser<string> = {
+  expected: 'an existing .json file',
+  parse: (raw, io) => (raw.toLowerCase().endsWith('.json') && io.isFile(raw) ? raw : undefined),
 };
 export const pemFile: Parser<PemFile> = {
   expected: 'an existing readable file',

@@ -27,7 +27,7 @@ export interface HttpServerOptions {
   /** May be async: with PIPELINE_THREADS > 1 the pipelines are asked over their message ports (src/threads/). */
   health: () => HealthState | Promise<HealthState>;
   /** GET /models (the model set's snapshot, model-set.ts); absent: no such route. */
-  models?: () => unknown;
+  models?: () => unknown;  // may be async (PIPELINE_THREADS > 1: asked of a pipeline thread)
   logger: Logger;
 }
 
@@ -111,7 +111,7 @@ class ProbeServer implements HttpServer {
       return;
     }
     if (path === '/models' && models !== undefined) {
-      res.writeHead(200, JSON_HEADERS).end(JSON.stringify(models()));
+      res.writeHead(200, JSON_HEADERS).end(JSON.stringify(await models()));
       return;
     }
     if (path === '/metrics') {

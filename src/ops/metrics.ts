@@ -10,6 +10,8 @@ import { ErrorCodes } from '../errors.js';
 const ROW_BUCKETS = exponentialBuckets(1, 2, 14);
 // Sub-millisecond to seconds: light models infer a batch in tens of microseconds.
 const FAST_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+// Scores are probabilities for the reference models: twenty 0.05-wide bins (and +Inf above 1).
+const SCORE_BUCKETS = Array.from({ length: 20 }, (_, i) => Math.round((i + 1) * 5) / 100);
 // Event time to commit: a transaction round trip is milliseconds; minutes of lag are an incident.
 const E2E_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -34,7 +36,7 @@ export function createLagMetrics(registry: Registry) {
 export type LagMetrics = ReturnType<typeof createLagMetrics>;
 
 /*
- * `aggregator`: how src/threads/metrics-merge.ts combines one metric across the pipelines of a
+ * `aggregator`: how src/threads/merge.ts combines one metric across the pipelines of a
  * PIPELINE_THREADS process (prom-client's AggregatorRegistry; the default is sum, right for
  * counters, histograms and per-pipeline counts). Gauges of a state all pipelines share say otherwise.
  */
@@ -88,6 +90,15 @@ export function createMetrics(registry: Registry = new Registry()) {
     canaryGuardState: new Gauge({ name: 'scorer_canary_guard_state', help: 'Canary guard state: 1 for the current state, 0 for the others.', labelNames: ['state'] as const, aggregator: 'max', registers: r }),
     /** gauge, versions: model versions loaded and warmed up (stable, canary, shadow; old ones until their last chunk is done). */
     modelVersionsLoaded: new Gauge({ name: 'scorer_model_versions_loaded', help: 'Model versions loaded (sessions open).', aggregator: 'max', registers: r }),
+    // Per model version and role (stable, canary, shadow): compare a candidate with stable.
+    /** counter, records: scored events committed, by the version that scored them and its role (shadow: to the shadow topic). */
+    versionRecordsScored: new Counter({ name: 'scorer_version_records_scored_total', help: 'Scored events committed, by model version and role.', labelNames: ['version', 'role'] as const, registers: r }),
+    /** counter, records: records a version could not score (stable/canary: dead-lettered; shadow: no shadow event), by version and role. */
+    versionRecordsFailed: new Counter({ name: 'scorer_version_records_failed_total', help: 'Records a model version failed (dead-lettered; for the shadow: dropped), by version and role.', labelNames: ['version', 'role'] as const, registers: r }),
+    /** histogram, seconds: one batch inference, by version and role. */
+    versionInferenceDuration: new Histogram({ name: 'scorer_version_inference_duration_seconds', help: 'Duration of one batch inference, by model version and role.', labelNames: ['version', 'role'] as const, buckets: FAST_SECONDS, registers: r }),
+    /** histogram, score: the scores a version gives, by version and role; observed only while a canary or shadow serves (nothing to compare otherwise). */
+    versionScore: new Histogram({ name: 'scorer_version_score', help: 'Scores given, by model version and role (while a canary or shadow serves).', labelNames: ['version', 'role'] as const, buckets: SCORE_BUCKETS, registers: r }),
     /** counter, retries: transient failures retried, by stage and ScorerError code. */
     retries: new Counter({ name: 'scorer_retries_total', help: 'Transient failures retried, by stage and error code.', labelNames: ['stage', 'code'] as const, registers: r }),
   };
@@ -107,6 +118,7 @@ export function zeroCounters(metrics: Metrics, inputTopic: string): void {
     if (kind === 'transient') metrics.retries.inc({ stage, code }, 0);
   }
   for (const result of ['committed', 'aborted']) metrics.transactions.inc({ result }, 0);
+  for (const result of ['applied', 'refused']) metrics.deploymentChanges.inc({ result }, 0);
 }
 
 /**

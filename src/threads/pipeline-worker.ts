@@ -28,6 +28,10 @@ async function pipelineMain({ index, config }: PipelineInit): Promise<void> {
         return scorer?.health() ?? { live: true, ready: false, checks: { started: false } };
       case 'progress':
         return scorer === undefined ? [] : req.partitions.map((p): [number, PartitionProgress] => [p, (scorer as RunningScorer).progress(p)]);
+      case 'reload':
+        return scorer?.reloadDeployment() ?? false;
+      case 'models':
+        return scorer?.models.snapshot?.() ?? { loading: true };
       case 'stop': {
         const clean = (await scorer?.stop(req.deadlineMs)) ?? true;
         await flushLogger(logger).catch(() => undefined);

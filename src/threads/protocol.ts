@@ -21,7 +21,9 @@ export type Request =
   | { id: number; type: 'metrics' }
   | { id: number; type: 'health' }
   | { id: number; type: 'progress'; partitions: number[] }
-  | { id: number; type: 'stop'; deadlineMs: number };
+  | { id: number; type: 'stop'; deadlineMs: number }
+  | { id: number; type: 'reload' }
+  | { id: number; type: 'models' };
 
 /** Replies, by request type. */
 export interface Replies {
@@ -31,6 +33,10 @@ export interface Replies {
   progress: [number, PartitionProgress][];
   /** true: drained and closed within the deadline. */
   stop: boolean;
+  /** SIGHUP forwarded (signals reach the main thread only): false when there is no MODEL_DEPLOYMENT. */
+  reload: boolean;
+  /** GET /models: the pipeline's model-set snapshot. */
+  models: unknown;
 }
 
 /** An error as it crosses the port: our code survives, so exit codes and log lines stay the same. */

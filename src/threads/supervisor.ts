@@ -29,6 +29,8 @@ export interface RunningPipelines {
   threads: number;
   httpPort: number;
   health(): Promise<HealthState>;
+  /** SIGHUP: every pipeline re-reads MODEL_DEPLOYMENT (signals reach the main thread only); false when there is none. */
+  reloadDeployment(): boolean;
   /** Resolves true when every pipeline drained and closed within the deadline. Idempotent. */
   stop(deadlineMs: number): Promise<boolean>;
   /** Resolves with the reason when any pipeline crashes for good. */
@@ -79,7 +81,9 @@ export async function startPipelines(config: Config, logger: Logger): Promise<Ru
     return mergeHealth(states, shuttingDown);
   };
   const registry = new MergedRegistry(own, () => Promise.all(threads.map((t) => t.ask({ type: 'metrics' }, ASK_TIMEOUT_MS))));
-  const http = await startHttpServer({ port: config.http.port, host: config.http.host, registry, health, logger: stageLogger(logger, 'http') });
+  // GET /models: the first pipeline's model set (every pipeline reads the same repository and deployment file).
+  const models = async (): Promise<unknown> => (threads[0] === undefined ? { loading: true } : threads[0].ask({ type: 'models' }, ASK_TIMEOUT_MS));
+  const http = await startHttpServer({ port: config.http.port, host: config.http.host, registry, health, ...(config.model.kind === 'repository' && { models }), logger: stageLogger(logger, 'http') });
   lifecycle.onStop('http', () => http.close());
   let stopDeadlineMs = config.shutdownTimeoutMs;
   let clean = true;
@@ -124,6 +128,11 @@ export async function startPipelines(config: Config, logger: Logger): Promise<Ru
       threads: threads.length,
       httpPort: http.port,
       health,
+      reloadDeployment: () => {
+        if (config.model.kind !== 'repository' || config.model.deployment === undefined) return false;
+        for (const t of threads) t.ask({ type: 'reload' }).catch((err: unknown) => logger.warn({ err: String(err), pipeline: t.index }, 'SIGHUP: the pipeline did not re-read MODEL_DEPLOYMENT'));
+        return true;
+      },
       crashed: Promise.race(threads.map((t) => t.crashed)),
       stop: async (deadlineMs) => {
         shuttingDown = true;
