@@ -121,7 +121,7 @@ describe('model rollout: version changes', () => {
     }
   });
 
-  it('stays exactly once, shadow included, when the scorer is SIGKILLed in the middle of a swap and restarted', { timeout: 180_000 }, async () => {
+  it('stays exactly once, shadow included, when the scorer is SIGKILLed in the middle of a swap and restarted (the first with PIPELINE_THREADS=2: SIGHUP forwarded to each pipeline)', { timeout: 180_000 }, async () => {
     const { t, factory, env } = await rolloutSetup('swapkill', { variants: true });
     const shadowTopic = randomName('swapkill-shadow');
     await createTopics([{ topic: shadowTopic, numPartitions: 6 }]);
@@ -130,7 +130,8 @@ describe('model rollout: version changes', () => {
     const file = deploymentFile({ stable: '1.0.0', shadow: { version: '1.1.0', topic: shadowTopic } });
     const procEnv = { ...env, MODEL_REPOSITORY: repo, MODEL_DEPLOYMENT: file.path };
     const stream = startStream(factory, t.input, { rate: 1_000 });
-    const first = await spawnScorer('swapkill-0', procEnv);
+    // Two pipelines: SIGHUP reaches the main thread only and must be forwarded to each (src/threads/supervisor.ts).
+    const first = await spawnScorer('swapkill-0', { ...procEnv, PIPELINE_THREADS: '2' });
     await waitFor('the first instance to process 1,500 records', async () => (await processedSoFar(first)) >= 1_500, 90_000, 50);
 
     stream.burst(5_000); // chunks in flight when the kill lands
