@@ -19,13 +19,13 @@ import { Lifecycle } from './lifecycle.js';
 import type { LoadedModel } from './model/manifest.js';
 import { type ServingModels, startServingModels } from './model/serving.js';
 import { Health } from './ops/health.js';
-import { type HealthState, startHttpServer } from './ops/http.js';
+import { type HealthState, type HttpServer, startHttpServer } from './ops/http.js';
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
 import { startTracing } from './ops/tracing.js';
 import { type Metrics, createInferHttpMetrics, createMetrics, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
-import { ConsumeStage } from './stages/consume.js';
+import { ConsumeStage, type PartitionProgress } from './stages/consume.js';
 import { PartitionProducers } from './stages/produce.js';
 import { versionStages } from './stages/version-stages.js';
 import { createOipHandler } from './serve/oip.js';
@@ -47,24 +47,41 @@ export interface RunningScorer {
   stop(deadlineMs: number): Promise<boolean>;
   /** Resolves if the consumer crashes for good. */
   crashed: Promise<unknown>;
+  /** A partition's progress in this pipeline (PIPELINE_THREADS: the supervisor's lag poller reads it). */
+  progress(partition: number): PartitionProgress;
 }
 
-/** spanExporter: turns tracing on with this exporter instead of the configured ones (tests). */
-export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), spanExporter }: { registry?: Registry; spanExporter?: SpanExporter } = {}): Promise<RunningScorer> {
+export interface StartOptions {
+  registry?: Registry;
+  /**
+   * PIPELINE_THREADS > 1 (src/threads/): one of several pipelines in a worker thread. The
+   * supervisor on the main thread owns the HTTP server and the lag poller, so this one starts neither.
+   */
+  embedded?: boolean;
+  /** Turns tracing on with this exporter instead of the configured ones (tests). */
+  spanExporter?: SpanExporter;
+}
+
+export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), embedded = false, spanExporter }: StartOptions = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
   zeroCounters(metrics, config.topics.input);
   const health = new Health(metrics);
   const lifecycle = new Lifecycle(logger);
   let models: ServingModels | undefined;
-  const http = await startHttpServer({
-    port: config.http.port,
-    host: config.http.host,
-    registry,
-    health: () => health.state(),
-    ...(config.model.kind === 'repository' && { models: () => models?.snapshot?.() ?? { loading: true } }),
-    logger: stageLogger(logger, 'http'),
-  });
-  lifecycle.onStop('http', () => http.close());
+  // [threads] embedded: no HTTP server (the supervisor's serves every pipeline).
+  let http: HttpServer | undefined;
+  if (!embedded) {
+    const server = await startHttpServer({
+      port: config.http.port,
+      host: config.http.host,
+      registry,
+      health: () => health.state(),
+      ...(config.model.kind === 'repository' && { models: () => models?.snapshot?.() ?? { loading: true } }),
+      logger: stageLogger(logger, 'http'),
+    });
+    lifecycle.onStop('http', () => server.close());
+    http = server;
+  }
   try {
     // tracing: stopped after the consumer, so the last transactions' spans are exported.
     const tracing = await startTracing(config.tracing, { groupId: config.kafka.groupId, logger, ...(spanExporter && { exporter: spanExporter }) });
@@ -89,7 +106,8 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     if (config.inferHttp.enabled) {
       // Requests share the stream's batcher and workers (serve/oip.ts); idle, it costs nothing.
       const ready = (): boolean => ((c) => c.model === true && c.shuttingDown !== true && c.circuitOpen !== true)(health.state().checks);
-      http.mount(createOipHandler({ models: served, limits: config.inferHttp, ready, metrics: createInferHttpMetrics(registry), logger: stageLogger(logger, 'oip') }));
+      // [threads] INFER_HTTP with PIPELINE_THREADS > 1 is refused by config.ts, so an embedded pipeline never gets here.
+      http?.mount(createOipHandler({ models: served, limits: config.inferHttp, ready, metrics: createInferHttpMetrics(registry), logger: stageLogger(logger, 'oip') }));
     }
 
     // registry: the output schema, registered under the topic-name strategy subject (or the id configured for it), read back.
@@ -156,9 +174,12 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     health.watch({ consumerJoined: () => consume.joined, circuitOpen: () => served.current().stable.circuit.open });
     lifecycle.onStop('consumer', () => consume.stop());
     await consume.start();
-    const lag = new LagPoller({ admin, groupId: config.kafka.groupId, topic: config.topics.input, metrics, logger: stageLogger(logger, 'lag'), progress: (p) => consume.progress(p) });
-    lag.start(config.lagPollIntervalMs);
-    lifecycle.onStop('lag', async () => lag.stop());
+    if (!embedded) {
+      // [threads] embedded: the supervisor's one lag poller covers every pipeline.
+      const lag = new LagPoller({ admin, groupId: config.kafka.groupId, topic: config.topics.input, metrics, logger: stageLogger(logger, 'lag'), progress: (p) => consume.progress(p) });
+      lag.start(config.lagPollIntervalMs);
+      lifecycle.onStop('lag', async () => lag.stop());
+    }
     logger.info({ input: config.topics.input, output: config.topics.output, dlq: config.topics.dlq, groupId: config.kafka.groupId }, 'consuming');
 
     return {
@@ -166,10 +187,11 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       registry,
       model: stable.model,
       models: served,
-      httpPort: http.port,
+      httpPort: http?.port ?? 0,
       health: () => health.state(),
       reloadDeployment: () => served.reload(),
       crashed,
+      progress: (p) => consume.progress(p),
       stop: async (deadlineMs) => {
         health.shuttingDown();
         const clean = await lifecycle.stop(deadlineMs);

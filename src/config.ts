@@ -6,7 +6,8 @@
  * per variable. Secrets never reach a message: values are echoed, secrets are not.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { type Entry, type Io, bool, brokers, directory, httpUrl, int, jsonFile, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
+import { availableParallelism } from 'node:os';
+import { type Entry, type Io, bool, brokers, directory, httpUrl, int, intOrAuto, jsonFile, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
 import { type TracingConfig, readTracingConfig } from './config/otel.js';
 import { REDACTED, quote } from './config/redact.js';
 import { ScorerError } from './errors.js';
@@ -50,6 +51,7 @@ export const DEFAULTS = {
   LAG_POLL_INTERVAL_MS: 5_000, // ms between consumer-lag polls of the broker
   KAFKA_SSL: false, // implied true when any KAFKA_SSL_*_FILE is set
   KAFKA_SSL_REJECT_UNAUTHORIZED: true,
+  PIPELINE_THREADS: 1, // pipelines (worker threads) in one process, or 'auto' = available cores (src/threads/)
   INFER_HTTP: false, // the Open Inference Protocol v2 endpoint on HTTP_PORT (src/serve/oip.ts)
   INFER_HTTP_MAX_QUEUED_ROWS: 10_000, // rows of HTTP requests accepted and not yet answered; beyond: 503
   INFER_HTTP_TIMEOUT_MS: 5_000, // ms a request waits for its scores; then 504
@@ -106,6 +108,8 @@ export interface Config {
   http: { port: number; host: string };
   /** The Open Inference Protocol endpoint (src/serve/oip.ts): off unless INFER_HTTP=true. */
   inferHttp: { enabled: boolean; maxQueuedRows: number; timeoutMs: number; maxBodyBytes: number };
+  /** Pipelines in worker threads (PIPELINE_THREADS, src/threads/); 1 = the pipeline on the main thread, as before. */
+  pipelineThreads: number;
   logLevel: LogLevel;
   lagPollIntervalMs: number;
   shutdownTimeoutMs: number;
@@ -181,6 +185,7 @@ const SCHEMA = {
   SCHEMA_REGISTRY_CA_FILE: optional(pemFile),
   // Ids are the 4-byte signed int of the Confluent wire format; registries start them at 1.
   OUTPUT_SCHEMA_ID: optional(int(1, MAX_INT32)),
+  PIPELINE_THREADS: withDefault(intOrAuto(1, 64, availableParallelism), DEFAULTS.PIPELINE_THREADS),
   INFER_HTTP: withDefault(bool, DEFAULTS.INFER_HTTP),
   INFER_HTTP_MAX_QUEUED_ROWS: withDefault(int(1, 10_000_000), DEFAULTS.INFER_HTTP_MAX_QUEUED_ROWS),
   INFER_HTTP_TIMEOUT_MS: withDefault(int(1, 600_000), DEFAULTS.INFER_HTTP_TIMEOUT_MS),
@@ -257,6 +262,10 @@ const RULES: Rule[] = [
     // Credentials without a mechanism would silently connect unauthenticated.
     return set(raw, 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD') ? [`KAFKA_SASL_MECHANISM: expected ${SCHEMA.KAFKA_SASL_MECHANISM.expected} when KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set, got nothing`] : [];
   },
+  // The OIP endpoint shares one pipeline's batcher and workers; with several pipelines there is no
+  // one pipeline to send requests to (README "Open Inference Protocol endpoint").
+  ({ INFER_HTTP: oip, PIPELINE_THREADS: threads }, raw) =>
+    oip === true && threads !== undefined && threads > 1 ? [`INFER_HTTP: expected false when PIPELINE_THREADS is above 1 (it is ${threads}: serve OIP from a PIPELINE_THREADS=1 deployment), got ${quote(raw.INFER_HTTP ?? '')}`] : [],
   (_, raw) => {
     const [user, pass] = [set(raw, 'SCHEMA_REGISTRY_USERNAME'), set(raw, 'SCHEMA_REGISTRY_PASSWORD')];
     if (user === pass) return [];
@@ -354,6 +363,7 @@ function build(v: Values): Omit<Config, 'tracing'> {
     circuit: { failureThreshold: v.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: v.CIRCUIT_COOLDOWN_MS },
     http: { port: v.HTTP_PORT, host: v.HTTP_HOST },
     inferHttp: { enabled: v.INFER_HTTP, maxQueuedRows: v.INFER_HTTP_MAX_QUEUED_ROWS, timeoutMs: v.INFER_HTTP_TIMEOUT_MS, maxBodyBytes: v.INFER_HTTP_MAX_BODY_BYTES },
+    pipelineThreads: v.PIPELINE_THREADS,
     logLevel: v.LOG_LEVEL,
     lagPollIntervalMs: v.LAG_POLL_INTERVAL_MS,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,

@@ -11,7 +11,6 @@
 import { type Config, loadConfig, redactedConfig } from './config.js';
 import { ScorerError } from './errors.js';
 import { createLogger, flushLogger } from './ops/logger.js';
-import { startScorer } from './app.js';
 import { SCORER_VERSION } from './version.js';
 
 export const EXIT = { ok: 0, crash: 1, config: 2 } as const;
@@ -29,7 +28,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   }
   const logger = createLogger(config.logLevel);
   logger.info({ config: redactedConfig(config), version: SCORER_VERSION }, 'starting');
-  const scorer = await startScorer(config, logger).catch(async (err: unknown) => {
+  // PIPELINE_THREADS > 1: the pipelines in worker threads (src/threads/); 1: on this thread, as it always ran.
+  // Imported when chosen: a supervisor thread that loaded the pipeline's modules (onnxruntime, avsc, …) would only carry their heap.
+  const start = config.pipelineThreads > 1 ? (await import('./threads/supervisor.js')).startPipelines : (await import('./app.js')).startScorer;
+  const scorer = await start(config, logger).catch(async (err: unknown) => {
     // Our own errors carry a message that names the setting or subject and what to do: make it the log line (no stack: not a bug).
     if (err instanceof ScorerError) logger.fatal({ code: err.code, ...(err.cause instanceof Error && { cause: err.cause.message }) }, err.message);
     else logger.fatal({ err }, 'start-up failed');

@@ -32,6 +32,14 @@ export const int = (min: number, max: number): Parser<number> => ({
     return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
   },
 });
+/** An integer in [min, max], or 'auto' for what `auto()` answers (clamped to the range). */
+export const intOrAuto = (min: number, max: number, auto: () => number): Parser<number> => {
+  const n = int(min, max);
+  return {
+    expected: `${n.expected} or 'auto'`,
+    parse: (raw, io) => (raw.toLowerCase() === 'auto' ? Math.min(max, Math.max(min, auto())) : n.parse(raw, io)),
+  };
+};
 const BOOLS: Record<string, boolean> = { true: true, 1: true, yes: true, false: false, 0: false, no: false };
 export const bool: Parser<boolean> = { expected: 'a boolean (true/false/1/0/yes/no)', parse: (raw) => BOOLS[raw.toLowerCase()] };
 export const oneOf = <T extends string>(values: readonly T[]): Parser<T> => ({

@@ -14,7 +14,7 @@ import type { Admin } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { PartitionProgress } from '../stages/consume.js';
 import { LAG_STATUSES, LagStatusTracker, ownedPartitions } from './lag-status.js';
-import type { Metrics } from './metrics.js';
+import type { LagMetrics } from './metrics.js';
 
 export interface LagSample {
   partition: number;
@@ -26,10 +26,12 @@ export interface LagPollerOptions {
   admin: Admin;
   groupId: string;
   topic: string;
-  metrics: Metrics;
+  metrics: LagMetrics;
   logger: Logger;
   /** This instance's view of a partition it owns (the oldest uncommitted event, for lag in seconds). */
   progress: (partition: number) => PartitionProgress | undefined;
+  /** Refreshes what `progress` reads before each poll (the pipelines' progress, when they run in worker threads: src/threads/). */
+  beforePoll?: () => Promise<void>;
 }
 
 export class LagPoller {
@@ -68,6 +70,7 @@ export class LagPoller {
   }
 
   async poll(now = Date.now()): Promise<LagSample[]> {
+    await this.#o.beforePoll?.();
     const [ends, committed, described] = await Promise.all([
       this.#o.admin.fetchTopicOffsets(this.#o.topic),
       this.#o.admin.fetchOffsets({ groupId: this.#o.groupId, topics: [this.#o.topic] }),

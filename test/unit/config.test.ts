@@ -139,6 +139,22 @@ describe('loadConfig', () => {
     expect(problems(base({ [key]: value }))).toEqual([message]);
   });
 
+  it('runs PIPELINE_THREADS pipelines: 1 by default, a number, or auto (the available cores)', async () => {
+    const { availableParallelism } = await import('node:os');
+    expect(loadConfig(base()).pipelineThreads).toBe(DEFAULTS.PIPELINE_THREADS);
+    expect(loadConfig(base({ PIPELINE_THREADS: '2' })).pipelineThreads).toBe(2);
+    expect(loadConfig(base({ PIPELINE_THREADS: 'AUTO' })).pipelineThreads).toBe(Math.min(64, availableParallelism()));
+    expect(problems(base({ PIPELINE_THREADS: '0' }))).toEqual(["PIPELINE_THREADS: expected an integer from 1 to 64 or 'auto', got '0'"]);
+    expect(problems(base({ PIPELINE_THREADS: 'many' }))).toEqual(["PIPELINE_THREADS: expected an integer from 1 to 64 or 'auto', got 'many'"]);
+  });
+
+  it('refuses the OIP endpoint with more than one pipeline (no one pipeline to serve it)', () => {
+    expect(problems(base({ PIPELINE_THREADS: '2', INFER_HTTP: 'true' }))).toEqual([
+      "INFER_HTTP: expected false when PIPELINE_THREADS is above 1 (it is 2: serve OIP from a PIPELINE_THREADS=1 deployment), got 'true'",
+    ]);
+    expect(loadConfig(base({ PIPELINE_THREADS: '1', INFER_HTTP: 'true' })).inferHttp.enabled).toBe(true);
+  });
+
   it('rejects a topic used twice', () => {
     expect(problems(base({ DLQ_TOPIC: 'features' }))).toEqual(["DLQ_TOPIC: expected a topic other than INPUT_TOPIC's, got 'features'"]);
   });
@@ -294,6 +310,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(55); // 5 required + 34 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
+    expect(CONFIG_KEYS).toHaveLength(56); // 5 required + 35 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
   });
 });
