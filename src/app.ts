@@ -8,6 +8,7 @@
  * Used by main.ts, the demo and the benchmark (which run it in-process), so it never exits the process.
  */
 import type { Logger } from 'pino';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Registry } from 'prom-client';
 import type { Config } from './config.js';
 import { ScorerError, isTransient } from './errors.js';
@@ -21,6 +22,7 @@ import { Health } from './ops/health.js';
 import { type HealthState, type HttpServer, startHttpServer } from './ops/http.js';
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
+import { startTracing } from './ops/tracing.js';
 import { type Metrics, createInferHttpMetrics, createMetrics, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
 import { ConsumeStage, type PartitionProgress } from './stages/consume.js';
@@ -56,9 +58,11 @@ export interface StartOptions {
    * supervisor on the main thread owns the HTTP server and the lag poller, so this one starts neither.
    */
   embedded?: boolean;
+  /** Turns tracing on with this exporter instead of the configured ones (tests). */
+  spanExporter?: SpanExporter;
 }
 
-export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), embedded = false }: StartOptions = {}): Promise<RunningScorer> {
+export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), embedded = false, spanExporter }: StartOptions = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
   zeroCounters(metrics, config.topics.input);
   const health = new Health(metrics);
@@ -79,6 +83,9 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     http = server;
   }
   try {
+    // tracing: stopped after the consumer, so the last transactions' spans are exported.
+    const tracing = await startTracing(config.tracing, { groupId: config.kafka.groupId, logger, ...(spanExporter && { exporter: spanExporter }) });
+    lifecycle.onStop('tracing', () => tracing.shutdown());
     // kafka: the client, the admin and the topics (a shadow's topic too, when a deployment names one).
     const kafka = createKafka(config, stageLogger(logger, 'kafka'));
     const admin = kafka.admin();
@@ -135,6 +142,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       dlqTopic: config.topics.dlq,
       logger: stageLogger(logger, 'pipeline'),
       now: Date.now,
+      tracer: tracing.chunks,
     });
     let crash: (err: unknown) => void = () => undefined;
     const crashed = new Promise<unknown>((r) => (crash = r));

@@ -8,6 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { type Entry, type Io, bool, brokers, directory, httpUrl, int, intOrAuto, jsonFile, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
+import { type TracingConfig, readTracingConfig } from './config/otel.js';
 import { REDACTED, quote } from './config/redact.js';
 import { ScorerError } from './errors.js';
 
@@ -113,6 +114,8 @@ export interface Config {
   lagPollIntervalMs: number;
   shutdownTimeoutMs: number;
   crashStopMs: number;
+  /** Traces (src/ops/tracing.ts): the standard OTEL_* variables, from the environment only (src/config/otel.ts). */
+  tracing: TracingConfig;
 }
 
 /** File access, injectable for tests. */
@@ -311,13 +314,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     if (values[k] === undefined) problems.push(`${k}: expected ${entry.expected}, got ${entry.secret === true ? REDACTED : quote(given)}`);
   }
   for (const rule of RULES) problems.push(...rule(values as Partial<Values>, raw));
+  const tracing = readTracingConfig(env, problems);
   if (problems.length > 0) {
     throw new ScorerError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.join('\n')}`);
   }
-  return build(values as Values);
+  return { ...build(values as Values), tracing };
 }
 
-function build(v: Values): Config {
+function build(v: Values): Omit<Config, 'tracing'> {
   const sasl = v.KAFKA_SASL_MECHANISM !== undefined && v.KAFKA_SASL_USERNAME !== undefined && v.KAFKA_SASL_PASSWORD !== undefined
     ? { mechanism: v.KAFKA_SASL_MECHANISM, username: v.KAFKA_SASL_USERNAME, password: v.KAFKA_SASL_PASSWORD }
     : undefined;

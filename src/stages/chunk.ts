@@ -13,6 +13,7 @@
 import type { KafkaMessage, Message } from 'kafkajs';
 import type { Logger } from 'pino';
 import { type ErrorCode, ScorerError } from '../errors.js';
+import { type ChunkTrace, type ChunkTracer, NO_TRACING } from '../ops/tracing.js';
 import type { Lease, Served } from '../model/generation.js';
 import type { Role } from '../model/served.js';
 import { deadLetter } from './deadletter.js';
@@ -70,6 +71,8 @@ export interface ChunkProcessorOptions {
   logger: Logger;
   /** Wall clock in ms (scored_time, dead-letter time); injectable for tests. */
   now: () => number;
+  /** Traces (src/ops/tracing.ts); NO_TRACING when absent. */
+  tracer?: ChunkTracer;
 }
 
 /** One version's records of a chunk, decoded and scored. */
@@ -87,14 +90,20 @@ export class ChunkProcessor implements ChunkHandler {
 
   async process(chunk: Chunk): Promise<ChunkResult> {
     const lease = this.#opts.models.acquire();
+    const trace = (this.#opts.tracer ?? NO_TRACING).startChunk(chunk);
     try {
-      return await this.#process(chunk, lease);
+      const result = await this.#process(chunk, lease, trace);
+      trace.end(result);
+      return result;
+    } catch (err) {
+      trace.fail(err);
+      throw err;
     } finally {
       lease.release();
     }
   }
 
-  async #process({ topic, partition, messages }: Chunk, models: Lease): Promise<ChunkResult> {
+  async #process({ topic, partition, messages }: Chunk, models: Lease, trace: ChunkTrace): Promise<ChunkResult> {
     const { committer, logger: log } = this.#opts;
     const last = messages[messages.length - 1];
     if (last === undefined) throw new Error('bug: empty chunk');
@@ -127,14 +136,14 @@ export class ChunkProcessor implements ChunkHandler {
       const envelope = decoded.envelopes[j];
       const count = counts[g] as VersionCount;
       if (outcome?.ok === true && envelope !== undefined) {
-        scoredMessages.push({ key: m.key, value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)) });
+        scoredMessages.push(trace.withContext(i, this.#opts.outputTopic, { key: m.key, value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)) }));
         eventTimes.push(envelope.event_time);
         count.scored++;
         return;
       }
       const error = decoded.failures.get(j) ?? (outcome?.ok === false ? outcome.error : new ScorerError('INFERENCE_FAILED', 'no inference result for this row'));
       deadLettered[error.code] = (deadLettered[error.code] ?? 0) + 1;
-      deadLetters.push(deadLetter(m, source, error, stages.deadLetterContext, scoredTime));
+      deadLetters.push(trace.withContext(i, this.#opts.dlqTopic, deadLetter(m, source, error, stages.deadLetterContext, scoredTime), error));
       count.failed++;
     });
     if (deadLetters.length > 0) {
@@ -146,7 +155,7 @@ export class ChunkProcessor implements ChunkHandler {
     ];
     const versions: VersionCount[] = counts;
     if (models.shadow !== undefined && shadowed !== undefined) {
-      const shadowMessages = shadow === undefined ? [] : this.#encodeShadow(models.shadow, shadowed, shadow, messages, source, scoredTime);
+      const shadowMessages = shadow === undefined ? [] : this.#encodeShadow(models.shadow, shadowed, shadow, messages, source, scoredTime, trace);
       outputs.push({ topic: models.shadow.topic, messages: shadowMessages });
       versions.push({ version: models.shadow.version, role: 'shadow', scored: shadowMessages.length, failed: shadowed.length - shadowMessages.length });
     }
@@ -178,7 +187,7 @@ export class ChunkProcessor implements ChunkHandler {
   }
 
   /** Scored events of the shadow for its rows that scored; failures are only counted (never dead letters). */
-  #encodeShadow(served: Served, indices: number[], { decoded, outcomes }: Scored, messages: readonly KafkaMessage[], source: { topic: string; partition: number }, scoredTime: number): Message[] {
+  #encodeShadow(served: Served & { topic: string }, indices: number[], { decoded, outcomes }: Scored, messages: readonly KafkaMessage[], source: { topic: string; partition: number }, scoredTime: number, trace: ChunkTrace): Message[] {
     const { encoder } = this.#opts.stages(served.model);
     const out: Message[] = [];
     indices.forEach((i, j) => {
@@ -187,7 +196,7 @@ export class ChunkProcessor implements ChunkHandler {
       const envelope = decoded.envelopes[j];
       if (outcome?.ok !== true || envelope === undefined) return;
       const m = messages[i] as KafkaMessage;
-      out.push({ key: m.key, value: encoder.encode(encoder.scoredEvent(envelope, { ...source, offset: m.offset }, outcome, scoredTime)) });
+      out.push(trace.withContext(i, served.topic, { key: m.key, value: encoder.encode(encoder.scoredEvent(envelope, { ...source, offset: m.offset }, outcome, scoredTime)) }));
     });
     return out;
   }

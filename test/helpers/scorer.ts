@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from 'pino';
 import { inject, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -38,11 +39,12 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
 
 /**
  * Starts an in-process scorer; stopped when the calling test ends, passed or failed, unless stopped
- * before. `logger`: where its log goes instead (a test that reads the log). (onTestFinished, not afterAll: an afterAll registered inside a running test never runs.)
+ * before. `logger`: where its log goes instead (a test that reads the log); `spanExporter`: tracing on,
+ * spans to it. (onTestFinished, not afterAll: an afterAll registered inside a running test never runs.)
  */
-export async function startTestScorer(overrides: Record<string, string>, { logger }: { logger?: Logger } = {}): Promise<RunningScorer> {
+export async function startTestScorer(overrides: Record<string, string>, { logger, spanExporter }: { logger?: Logger; spanExporter?: SpanExporter } = {}): Promise<RunningScorer> {
   const config = loadConfig(scorerEnv(overrides));
-  const scorer = await startScorer(config, logger ?? createLogger(config.logLevel));
+  const scorer = await startScorer(config, logger ?? createLogger(config.logLevel), spanExporter === undefined ? {} : { spanExporter });
   onTestFinished(() => scorer.stop(20_000).then(() => undefined));
   return scorer;
 }

@@ -46,9 +46,11 @@ describe('kafka-onnx-scorer command', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
       MODEL_PATH: resolve(ROOT, 'models/churn.onnx'),
       BATCH_MAX_SIZE: 'abc',
       KAFKA_SASL_PASSWORD: 'hunter2-very-secret',
+      OTEL_TRACES_SAMPLER: 'ratio',
     });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("BATCH_MAX_SIZE: expected an integer from 1 to 65536, got 'abc'");
+    expect(r.stderr).toContain("OTEL_TRACES_SAMPLER: expected one of always_on|"); // the OTel variables too, in the same report
     expect(r.stderr + r.stdout).not.toContain('hunter2-very-secret');
   });
 });
