@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { BROKER_LINES } from './test/integration/lines.js';
 
 export default defineConfig({
   test: {
@@ -13,20 +14,22 @@ export default defineConfig({
           environment: 'node',
         },
       },
-      {
+      // The same integration files once per broker line (test/integration/lines.ts), each line
+      // against its own broker: `vitest run --project integration-kafka39` runs one line.
+      ...BROKER_LINES.map(({ project }) => ({
         test: {
-          name: 'integration',
+          name: project,
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/integration/global-setup.ts'],
-          // The broker and the scorer share 2 cores with the tests: one file at a time keeps
-          // timings meaningful and avoids starving the JVMs.
+          // The brokers and the scorer share 2 cores with the tests: one file at a time, across
+          // both lines, keeps timings meaningful and avoids starving the JVMs.
           fileParallelism: false,
           maxWorkers: 1,
           testTimeout: 120_000,
           hookTimeout: 240_000,
         },
-      },
+      })),
     ],
   },
 });

@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { APICURIO_VERSION, KAFKA_VERSION } from '../scripts/stack/components.js';
+import { APICURIO_VERSION } from '../scripts/stack/components.js';
 import { stackDir, stackUp } from '../scripts/stack/stack.js';
 import type { ModelKind } from '../scripts/lib/feature-events.js';
 import { type ScenarioResult, runScenario } from './lib/scenario.js';
@@ -118,7 +118,7 @@ const machine = {
   node: process.version,
   onnxruntimeNode: ort.env.versions.node ?? pkg.dependencies['onnxruntime-node'],
   kafkajs: pkg.dependencies.kafkajs,
-  kafka: KAFKA_VERSION,
+  kafka: stack.kafkaVersion,
   apicurioRegistry: APICURIO_VERSION,
   loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
 };

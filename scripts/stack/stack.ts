@@ -6,15 +6,18 @@
  *   down   stop exactly the processes `up` started (by pid, checked against a marker)
  *   status say what runs
  *
- * Used by `npm run stack:up|down|status` and by the integration tests' global setup.
+ * Used by `npm run stack:up|down|status` and by the integration tests' global setup, which runs
+ * one stack per broker line (test/integration/lines.ts): every function takes StackOptions, and
+ * the defaults come from the environment (STACK_DIR, STACK_*_PORT, STACK_KAFKA_VERSION).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { Kafka, logLevel } from 'kafkajs';
-import { type Component, type StackPorts, kafkaComponent, registryComponent } from './components.js';
+import { type Component, type StackPorts, registryComponent } from './components.js';
+import { kafkaComponent, parseKafkaVersion } from './kafka.js';
 import { StackError, isOurs, portFree, startDaemon, stopPid, waitUntil } from './process.js';
 
 export { StackError };
@@ -22,25 +25,39 @@ export { StackError };
 export interface StackInfo {
   kafkaBrokers: string;
   schemaRegistryUrl: string;
+  /** The Apache Kafka release the broker runs. */
+  kafkaVersion: string;
   /** Names of the components this call started (empty when everything was already running). */
   started: string[];
 }
 
 const READY_TIMEOUT_MS = 180_000;
 
+/** Which stack: its state directory, its ports on 127.0.0.1 and the Kafka release it runs. */
+export interface StackOptions {
+  dir: string;
+  ports: StackPorts;
+  kafkaVersion: string;
+}
+
 export function stackDir(): string {
   return process.env.STACK_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.stack');
 }
 
-function ports(): StackPorts {
+/** The stack the environment names; a bad value throws a StackError naming the variable. */
+export function stackOptions(env: NodeJS.ProcessEnv = process.env): StackOptions {
   const port = (name: string, dflt: number) => {
-    const raw = process.env[name];
+    const raw = env[name];
     if (raw === undefined || raw === '') return dflt;
     const n = Number(raw);
     if (!Number.isInteger(n) || n < 1 || n > 65535) throw new StackError(`${name}: expected a TCP port 1-65535, got '${raw}'`);
     return n;
   };
-  return { kafka: port('STACK_KAFKA_PORT', 9092), controller: port('STACK_CONTROLLER_PORT', 9093), registry: port('STACK_REGISTRY_PORT', 8081) };
+  return {
+    dir: stackDir(),
+    ports: { kafka: port('STACK_KAFKA_PORT', 9092), controller: port('STACK_CONTROLLER_PORT', 9093), registry: port('STACK_REGISTRY_PORT', 8081) },
+    kafkaVersion: parseKafkaVersion(env.STACK_KAFKA_VERSION),
+  };
 }
 
 interface Ctx {
@@ -50,24 +67,27 @@ interface Ctx {
   say: (line: string) => void;
 }
 
-function context(say: (line: string) => void): Ctx {
-  const root = stackDir();
-  const p = ports();
+function context(say: (line: string) => void, opts: StackOptions): Ctx {
+  const root = opts.dir;
   // A system property on every JVM we start: it names this checkout's stack, so `down` never
   // signals a process that merely reused one of our pids.
   const marker = `-Dkafka-onnx-scorer.stack=${root}`;
-  return { root, marker, components: [kafkaComponent(root, p), registryComponent(root, p)], say };
+  return { root, marker, components: [kafkaComponent(root, opts.ports, opts.kafkaVersion), registryComponent(root, opts.ports)], say };
 }
 
 const pidFile = (ctx: Ctx, c: Component) => join(ctx.root, 'pids', `${c.name}.pid`);
 const logFile = (ctx: Ctx, c: Component) => join(ctx.root, 'logs', `${c.name}.log`);
 
-function runningPid(ctx: Ctx, c: Component): number | undefined {
+/** The pid file holds the pid and, on its second line, what that process runs. */
+function running(ctx: Ctx, c: Component): { pid: number; identity: string } | undefined {
   const file = pidFile(ctx, c);
   if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  return Number.isInteger(pid) && isOurs(pid, ctx.marker) ? pid : undefined;
+  const [pidLine = '', identity = ''] = readFileSync(file, 'utf8').split('\n');
+  const pid = Number(pidLine.trim());
+  return Number.isInteger(pid) && isOurs(pid, ctx.marker) ? { pid, identity: identity.trim() } : undefined;
 }
+
+const runningPid = (ctx: Ctx, c: Component) => running(ctx, c)?.pid;
 
 function checkJava(): void {
   let out: string;
@@ -112,12 +132,19 @@ function tail(file: string, lines = 25): string {
   return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-export async function stackUp(say: (line: string) => void = console.log): Promise<StackInfo> {
-  const ctx = context(say);
+export async function stackUp(say: (line: string) => void = console.log, opts: StackOptions = stackOptions()): Promise<StackInfo> {
+  const ctx = context(say, opts);
   mkdirSync(join(ctx.root, 'logs'), { recursive: true });
   mkdirSync(join(ctx.root, 'pids'), { recursive: true });
   const [kafka, registry] = ctx.components as [Component, Component];
   const started: string[] = [];
+  for (const c of ctx.components) {
+    const r = running(ctx, c);
+    // An older pid file has no identity line: that stack predates the version switch (3.9.2).
+    if (r !== undefined && r.identity !== c.identity) {
+      throw new StackError(`${r.identity || 'an earlier stack'} is running from ${ctx.root} (pid ${r.pid}), not ${c.identity}; run \`npm run stack:down\` first.`);
+    }
+  }
   const toStart = ctx.components.filter((c) => runningPid(ctx, c) === undefined);
 
   if (toStart.length > 0) {
@@ -139,9 +166,9 @@ export async function stackUp(say: (line: string) => void = console.log): Promis
     for (const c of toStart) {
       writeFileSync(logFile(ctx, c), `\n==== ${new Date().toISOString()} stack:up ====\n`, { flag: 'a' });
       const pid = startDaemon(c.args(ctx.marker), c.cwd, logFile(ctx, c));
-      writeFileSync(pidFile(ctx, c), `${pid}\n`);
+      writeFileSync(pidFile(ctx, c), `${pid}\n${c.identity}\n`);
       started.push(c.name);
-      say(`stack: started ${c.name} (pid ${pid}), log ${logFile(ctx, c)}`);
+      say(`stack: started ${c.identity} (pid ${pid}), log ${logFile(ctx, c)}`);
     }
   } else {
     say('stack: already running (nothing started); `npm run stack:down` stops it');
@@ -162,18 +189,18 @@ export async function stackUp(say: (line: string) => void = console.log): Promis
   if (failed.length > 0) {
     const why = failed.map(({ c, outcome }) => `${c.name} ${outcome === 'died' ? 'exited during start-up' : `did not answer within ${READY_TIMEOUT_MS / 1000}s`}; last lines of ${logFile(ctx, c)}:\n${tail(logFile(ctx, c))}`);
     // Leave nothing half-started behind.
-    await stackDown(() => undefined);
+    await stackDown(() => undefined, opts);
     throw new StackError(`stack failed to start:\n${why.join('\n\n')}`);
   }
 
-  const info: StackInfo = { kafkaBrokers: kafka.url, schemaRegistryUrl: registry.url, started };
+  const info: StackInfo = { kafkaBrokers: kafka.url, schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started };
   writeFileSync(join(ctx.root, 'env'), `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
-  say(`stack: ready\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${join(ctx.root, 'env')}: \`source .stack/env\`)`);
+  say(`stack: ready (${kafka.identity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${join(ctx.root, 'env')}: \`source ${relative(process.cwd(), join(ctx.root, 'env'))}\`)`);
   return info;
 }
 
-export async function stackDown(say: (line: string) => void = console.log): Promise<void> {
-  const ctx = context(say);
+export async function stackDown(say: (line: string) => void = console.log, opts: StackOptions = stackOptions()): Promise<void> {
+  const ctx = context(say, opts);
   // Registry first: nothing depends on it, and the broker keeps serving until the end.
   for (const c of [...ctx.components].reverse()) {
     const file = pidFile(ctx, c);
@@ -181,7 +208,7 @@ export async function stackDown(say: (line: string) => void = console.log): Prom
       say(`stack: ${c.name} not running`);
       continue;
     }
-    const pid = Number(readFileSync(file, 'utf8').trim());
+    const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
     const outcome = Number.isInteger(pid) ? await stopPid(pid, ctx.marker) : 'gone';
     rmSync(file, { force: true });
     say(outcome === 'gone' ? `stack: ${c.name} was not running (stale pid file removed)` : `stack: ${c.name} (pid ${pid}) ${outcome}`);
@@ -189,20 +216,20 @@ export async function stackDown(say: (line: string) => void = console.log): Prom
   rmSync(join(ctx.root, 'env'), { force: true });
 }
 
-export function stackStatus(say: (line: string) => void = console.log): boolean {
-  const ctx = context(say);
+export function stackStatus(say: (line: string) => void = console.log, opts: StackOptions = stackOptions()): boolean {
+  const ctx = context(say, opts);
   let all = true;
   for (const c of ctx.components) {
-    const pid = runningPid(ctx, c);
-    all &&= pid !== undefined;
-    say(`${c.name}: ${pid === undefined ? 'stopped' : `running (pid ${pid}) at ${c.url}`}`);
+    const r = running(ctx, c);
+    all &&= r !== undefined;
+    say(`${c.name}: ${r === undefined ? 'stopped' : `running ${r.identity || '(release unknown)'} (pid ${r.pid}) at ${c.url}`}`);
   }
   return all;
 }
 
 /** Stops one component (used by the registry-outage test) and starts it again with `stackUp`. */
-export async function stopComponent(name: 'kafka' | 'registry'): Promise<void> {
-  const ctx = context(() => undefined);
+export async function stopComponent(name: 'kafka' | 'registry', opts: StackOptions = stackOptions()): Promise<void> {
+  const ctx = context(() => undefined, opts);
   const c = ctx.components.find((x) => x.name === name);
   if (c === undefined) throw new StackError(`unknown component ${name}`);
   const pid = runningPid(ctx, c);

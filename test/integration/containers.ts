@@ -1,26 +1,29 @@
 /**
  * The Docker path of the integration stack: Apache Kafka (KRaft) and Confluent Schema Registry
  * from their official images, via testcontainers. Throws when no container runtime answers.
+ * Apache Kafka publishes an `apache/kafka:<release>` image for every release (KIP-975), so a
+ * broker line's release picks its image; the environment variables below mean the same on 3.9 and 4.x.
  */
 import { GenericContainer, Network, Wait, getContainerRuntimeClient } from 'testcontainers';
 import { freePort } from '../helpers/net.js';
 
-export const KAFKA_IMAGE = 'apache/kafka:3.9.1';
+export const kafkaImage = (kafkaVersion: string) => `apache/kafka:${kafkaVersion}`;
 export const REGISTRY_IMAGE = 'confluentinc/cp-schema-registry:7.7.1';
 
 export interface Containers {
   kafkaBrokers: string;
   schemaRegistryUrl: string;
+  kafkaImage: string;
   stop: () => Promise<void>;
 }
 
-export async function startContainers(): Promise<Containers> {
+export async function startContainers(kafkaVersion: string): Promise<Containers> {
   await getContainerRuntimeClient(); // throws "Could not find a working container runtime strategy" without Docker
   const network = await new Network().start();
   // The broker advertises the host port to us and an internal listener to the registry, so the
   // host port must be known before the container starts.
   const hostPort = await freePort();
-  const kafka = await new GenericContainer(KAFKA_IMAGE)
+  const kafka = await new GenericContainer(kafkaImage(kafkaVersion))
     .withNetwork(network)
     .withNetworkAliases('kafka')
     .withExposedPorts({ container: 9092, host: hostPort })
@@ -54,6 +57,7 @@ export async function startContainers(): Promise<Containers> {
   return {
     kafkaBrokers: `127.0.0.1:${hostPort}`,
     schemaRegistryUrl: `http://${registry.getHost()}:${registry.getMappedPort(8081)}`,
+    kafkaImage: kafkaImage(kafkaVersion),
     stop: async () => {
       await registry.stop();
       await kafka.stop();

@@ -1,13 +1,18 @@
 /**
- * Finds or starts the real Kafka broker and schema registry the integration tests talk to:
- *  1. KAFKA_BROKERS and SCHEMA_REGISTRY_URL from the environment, when both are set;
+ * Finds or starts the real Kafka broker and schema registry one broker line of the integration
+ * tests talks to (test/integration/lines.ts; the line is the vitest project running this setup):
+ *  1. for the default line, KAFKA_BROKERS and SCHEMA_REGISTRY_URL from the environment, when both
+ *     are set (a line pinned to a release always gets its own broker: that release is its point);
  *  2. otherwise, when a Docker engine answers, containers via testcontainers (official images);
- *  3. otherwise the local JVM stack (scripts/stack), stopped again afterwards if this run started it.
+ *  3. otherwise the local JVM stack (scripts/stack), stopped again afterwards if this run started it;
+ *     a moved line's stack runs in its own directory on its own ports, beside the default one.
  * If none works, setup throws and the whole run fails with the reason: integration tests never skip.
  */
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { stackDown, stackUp } from '../../scripts/stack/stack.js';
+import { type StackOptions, stackDown, stackOptions, stackUp } from '../../scripts/stack/stack.js';
 import { startContainers } from './containers.js';
+import { BROKER_LINES, type BrokerLine } from './lines.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,37 +20,56 @@ declare module 'vitest' {
     schemaRegistryUrl: string;
     /** How the stack was obtained; tests that stop a service (registry outage) need to know. */
     stackMode: 'env' | 'docker' | 'local';
+    /** This line's local stack (meaningful when stackMode is 'local'): tests that stop and restart it pass it on. */
+    stack: StackOptions;
+    /** What this line runs against, for people: "Apache Kafka 4.4.0 (local stack)". */
+    brokerLine: string;
   }
+}
+
+/** The local stack of a line: the environment's, with the line's release, and moved if the line is. */
+function lineStack(line: BrokerLine, base: StackOptions = stackOptions()): StackOptions {
+  const kafkaVersion = line.kafkaVersion ?? base.kafkaVersion;
+  if (line.moved === undefined) return { ...base, kafkaVersion };
+  const { portOffset, subdir } = line.moved;
+  const { kafka, controller, registry } = base.ports;
+  return { dir: join(base.dir, subdir), ports: { kafka: kafka + portOffset, controller: controller + portOffset, registry: registry + portOffset }, kafkaVersion };
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const line = BROKER_LINES.find((l) => l.project === project.name);
+  if (line === undefined) throw new Error(`global-setup: project ${project.name} is not a broker line in test/integration/lines.ts`);
+  const say = (msg: string) => console.log(`${project.name}: ${msg}`);
+  const stack = lineStack(line);
+  const provide = (kafkaBrokers: string, schemaRegistryUrl: string, stackMode: 'env' | 'docker' | 'local', brokerLine: string) => {
+    project.provide('kafkaBrokers', kafkaBrokers);
+    project.provide('schemaRegistryUrl', schemaRegistryUrl);
+    project.provide('stackMode', stackMode);
+    project.provide('stack', stack);
+    project.provide('brokerLine', brokerLine);
+  };
+
   const envBrokers = process.env.KAFKA_BROKERS;
   const envRegistry = process.env.SCHEMA_REGISTRY_URL;
-  if (envBrokers && envRegistry) {
-    console.log(`integration: using KAFKA_BROKERS=${envBrokers} SCHEMA_REGISTRY_URL=${envRegistry} from the environment`);
-    provide(project, envBrokers, envRegistry, 'env');
+  if (line.kafkaVersion === undefined && envBrokers && envRegistry) {
+    say(`using KAFKA_BROKERS=${envBrokers} SCHEMA_REGISTRY_URL=${envRegistry} from the environment`);
+    provide(envBrokers, envRegistry, 'env', `KAFKA_BROKERS=${envBrokers} (from the environment)`);
     return async () => undefined;
   }
 
-  const docker = await startContainers().catch((err: unknown) => {
-    console.log(`integration: no Docker engine (${(err as Error).message.split('\n')[0]}); using the local JVM stack`);
+  const docker = await startContainers(stack.kafkaVersion).catch((err: unknown) => {
+    say(`no Docker engine (${(err as Error).message.split('\n')[0]}); using the local JVM stack`);
     return undefined;
   });
   if (docker !== undefined) {
-    provide(project, docker.kafkaBrokers, docker.schemaRegistryUrl, 'docker');
+    provide(docker.kafkaBrokers, docker.schemaRegistryUrl, 'docker', `Apache Kafka ${stack.kafkaVersion} (${docker.kafkaImage})`);
     return docker.stop;
   }
 
-  const info = await stackUp((line) => console.log(`integration: ${line}`));
-  provide(project, info.kafkaBrokers, info.schemaRegistryUrl, 'local');
+  const info = await stackUp(say, stack);
+  provide(info.kafkaBrokers, info.schemaRegistryUrl, 'local', `Apache Kafka ${info.kafkaVersion} (local stack)`);
   return async () => {
     // Stop only what this run started; a stack the developer started stays up.
-    if (info.started.length > 0) await stackDown((line) => console.log(`integration: ${line}`));
+    if (info.started.length > 0) await stackDown(say, stack);
   };
-}
-
-function provide(project: TestProject, kafkaBrokers: string, schemaRegistryUrl: string, stackMode: 'env' | 'docker' | 'local'): void {
-  project.provide('kafkaBrokers', kafkaBrokers);
-  project.provide('schemaRegistryUrl', schemaRegistryUrl);
-  project.provide('stackMode', stackMode);
 }

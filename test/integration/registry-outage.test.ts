@@ -48,7 +48,7 @@ describe('registry outage', () => {
     await waitForCommittedToEnd(group, input);
 
     // Outage: records with a writer schema id the scorer has never fetched.
-    if (ownsRegistry) await stopComponent('registry');
+    if (ownsRegistry) await stopComponent('registry', inject('stack'));
     else await proxy.down();
     const during = Array.from({ length: 200 }, (_, i) => factory.evolved(1000 + i));
     await produce(input, during);
@@ -65,7 +65,7 @@ describe('registry outage', () => {
     expect(await scrape(scorer.httpPort, 'scorer_ready')).toBe(1); // a registry outage is not a reason to be restarted or taken out
 
     // Back: the paused partitions resume and everything is scored.
-    if (ownsRegistry) await stackUp(() => undefined);
+    if (ownsRegistry) await stackUp(() => undefined, inject('stack'));
     else await proxy.up();
     await waitForCommittedToEnd(group, input, 120_000);
     await waitFor('lag back to 0', async () => (await scrape(scorer.httpPort, 'kafka_consumergroup_lag_sum')) === 0, 30_000, 100);

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_KEYS, DEFAULTS, loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/ops/metrics.js';
+import { DEFAULT_KAFKA_VERSION, parseKafkaVersion } from '../../scripts/stack/kafka.js';
 import { type ComposeService, at, compose, dockerfile, dockerfileUid, finalStage, text } from '../helpers/deploy-files.js';
 
 type Labels = Record<string, string>;
@@ -83,7 +84,9 @@ describe('docker-compose.yml', () => {
   it('points the scorer at the internal Kafka listener and the registry service', () => {
     const kafkaEnv = services.kafka?.environment ?? {};
     expect(kafkaEnv.KAFKA_ADVERTISED_LISTENERS?.split(',').map((l) => l.replace(/^\w+:\/\//, ''))).toContain(env().KAFKA_BROKERS);
-    expect(services.kafka?.image).toMatch(/^apache\/kafka:3\./); // kafkajs 2.2.4 needs < 4.0 (DESIGN.md)
+    // The broker release follows the local stack's: same variable, same default, a release it accepts.
+    expect(services.kafka?.image).toBe(`apache/kafka:\${STACK_KAFKA_VERSION:-${DEFAULT_KAFKA_VERSION}}`);
+    expect(parseKafkaVersion(interpolate(services.kafka?.image ?? '').split(':')[1])).toBe(DEFAULT_KAFKA_VERSION);
     const reg = new URL(env().SCHEMA_REGISTRY_URL ?? '');
     expect(services[reg.hostname]?.environment?.SCHEMA_REGISTRY_LISTENERS).toBe(`http://0.0.0.0:${reg.port}`);
     expect(scorer.depends_on).toMatchObject({ kafka: { condition: 'service_healthy' }, 'schema-registry': { condition: 'service_healthy' }, 'topics-init': { condition: 'service_completed_successfully' } });

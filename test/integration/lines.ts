@@ -1,0 +1,23 @@
+/**
+ * The Kafka broker lines the integration suite runs against: one vitest project per line
+ * (vitest.config.ts), the same test files, each line with its own broker and registry
+ * (test/integration/global-setup.ts). scripts/check-tests.ts rejects a run in which any line
+ * executed no test. Why two lines: users run both 3.9 and 4.x clusters, and Kafka 4.0 changed
+ * what the broker accepts (KIP-896) and how it formats transactions and groups (KIP-890, KIP-848).
+ */
+export interface BrokerLine {
+  /** The vitest project name. */
+  project: string;
+  /** Its Apache Kafka release; undefined: STACK_KAFKA_VERSION, else the stack's default (4.x). */
+  kafkaVersion?: string;
+  /**
+   * Added to STACK_KAFKA_PORT / STACK_CONTROLLER_PORT / STACK_REGISTRY_PORT, so this line's stack
+   * runs beside the default one; it lives in `<STACK_DIR>/<subdir>`.
+   */
+  moved?: { portOffset: number; subdir: string };
+}
+
+export const BROKER_LINES: readonly BrokerLine[] = [
+  { project: 'integration' },
+  { project: 'integration-kafka39', kafkaVersion: '3.9.2', moved: { portOffset: 100, subdir: 'kafka39' } },
+];
