@@ -71,6 +71,15 @@ export function sendSlices(outputs: { topic: string; messages: Message[] }[]): {
 /** kafkajs error names meaning this producer can never be used again. */
 const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
 
+/**
+ * kafkajs error names after which the producer's sequence numbers are out of step with the
+ * broker's, which kafkajs 2.2.4 never repairs: every later transaction of that producer fails the
+ * same way. Seen after a broker failover (the new partition leader rejects the next sequence).
+ * The producer is dropped; the next chunk initialises a new one (InitProducerId bumps the epoch,
+ * resets the sequences and completes the open transaction) and re-reads the committed offset.
+ */
+const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID']);
+
 function kafkaErrorType(err: unknown): string | undefined {
   const e = err as { type?: unknown; cause?: unknown; originalError?: unknown };
   if (typeof e.type === 'string') return e.type;
@@ -199,7 +208,11 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     } catch (err) {
       if (isBug(err)) throw err;
       const failure = this.#failed(partition, err, 'the transaction');
-      if (failure.code !== 'PRODUCER_FENCED') {
+      const type = kafkaErrorType(err);
+      if (type !== undefined && BROKEN_PRODUCER_ERRORS.has(type)) {
+        this.#log.warn({ partition, type }, 'producer out of sequence with the broker; dropping it (the next chunk re-initialises it)');
+        await this.release(partition);
+      } else if (failure.code !== 'PRODUCER_FENCED') {
         try {
           await tx.abort();
           this.#opts.onTransaction('aborted');

@@ -189,6 +189,20 @@ describe('PartitionProducers', () => {
     expect((made[1] as FakeProducer).txs.map((t) => t.calls)).toEqual([['abort']]);
   });
 
+  it.each(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID'])('%s (after a broker failover): no abort, the producer is dropped, TRANSACTION_FAILED; the next acquire makes a new one', async (type) => {
+    const { producers, made, results } = fakeProducers();
+    await producers.acquire(2);
+    const first = made[0] as FakeProducer;
+    first.fail.push({ step: 'sendBatch', error: kafkaError(type) });
+    await expect(producers.commit(commitOf(2, 1, 0, 4n))).rejects.toMatchObject({ code: 'TRANSACTION_FAILED', message: expect.stringContaining(type) });
+    expect((first.txs[1] as FakeTx).calls).toEqual(['sendBatch out:1']);
+    expect(results).toEqual([]);
+    expect(producers.has(2)).toBe(false);
+    expect(first.disconnects).toBe(1);
+    await producers.acquire(2);
+    expect(made).toHaveLength(2);
+  });
+
   it.each(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH'])('%s: no abort, the producer is dropped, PRODUCER_FENCED (re-acquire)', async (type) => {
     const { producers, last, results } = fakeProducers();
     await producers.acquire(5);
