@@ -121,7 +121,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       committer: producers,
       outputTopic: config.topics.output,
       dlqTopic: config.topics.dlq,
-      deadLetterContext: { scorerVersion: SCORER_VERSION, modelName: manifest.name, modelVersion: manifest.version },
+      deadLetterContext: { scorerVersion: SCORER_VERSION, modelName: manifest.name, modelVersion: manifest.version, maxMessageBytes: config.topics.dlqMaxMessageBytes },
       logger: stageLogger(logger, 'pipeline'),
       now: Date.now,
     });

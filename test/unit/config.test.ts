@@ -52,7 +52,7 @@ describe('loadConfig', () => {
     expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 10_485_760, minBytes: 1, maxWaitTimeMs: 100 });
     expect(c.kafka.ssl).toEqual({ enabled: false, rejectUnauthorized: true });
     expect(c.kafka.sasl).toBeUndefined();
-    expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', partitions: 6, replicationFactor: 1 });
+    expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', dlqMaxMessageBytes: 1_000_000, partitions: 6, replicationFactor: 1 });
     expect(c.registry).toEqual({ url: 'http://localhost:8081', timeoutMs: FIXED.REGISTRY_TIMEOUT_MS });
     expect(c.batch).toEqual({ maxSize: 512, maxDelayMs: 10, idleDispatch: true });
     expect(c.infer).toEqual({ mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS });
@@ -269,6 +269,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(48) // 6 required + 30 with defaults + 11 security + CONFIG_FILE;
+    expect(CONFIG_KEYS).toHaveLength(49) // 6 required + 31 with defaults + 11 security + CONFIG_FILE;
   });
 });
