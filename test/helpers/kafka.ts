@@ -35,8 +35,16 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 let sharedAdmin: Admin | undefined;
 const created: string[] = [];
 
+export interface TestTopic {
+  topic: string;
+  numPartitions?: number;
+  /** Default 1; the cluster tests replicate 3 times with min.insync.replicas 2 (configEntries). */
+  replicationFactor?: number;
+  configEntries?: { name: string; value: string }[];
+}
+
 /** Creates topics (explicitly: the broker does not auto-create) and deletes them after the file's tests. */
-export async function createTopics(topics: { topic: string; numPartitions?: number }[]): Promise<void> {
+export async function createTopics(topics: TestTopic[]): Promise<void> {
   if (sharedAdmin === undefined) {
     sharedAdmin = testKafka().admin();
     await sharedAdmin.connect();
@@ -47,7 +55,7 @@ export async function createTopics(topics: { topic: string; numPartitions?: numb
       sharedAdmin = undefined;
     });
   }
-  await sharedAdmin.createTopics({ waitForLeaders: true, topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1, replicationFactor: 1 })) });
+  await sharedAdmin.createTopics({ waitForLeaders: true, topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1, replicationFactor: t.replicationFactor ?? 1, ...(t.configEntries ? { configEntries: t.configEntries } : {}) })) });
   created.push(...topics.map((t) => t.topic));
 }
 

@@ -5,95 +5,11 @@
  * key exactly once: no loss, no duplicate — dead letters included, since they share the transaction.
  */
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { describe, expect, inject, it, onTestFinished } from 'vitest';
-import { EventFactory, POISON_KINDS, type OutMessage } from '../../scripts/lib/feature-events.js';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import avro from 'avsc';
-import { ROOT } from '../../scripts/lib/feature-events.js';
-import { type ReadMessage, createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
-import { scrape } from '../helpers/net.js';
-import { type ScorerProcess, spawnScorer } from '../helpers/scorer.js';
-
-const scoredType = avro.Type.forSchema(JSON.parse(readFileSync(resolve(ROOT, 'schemas/scored-event.avsc'), 'utf8')) as avro.Schema);
-const RATE = 1_000; // events/s
-const MAX_EVENTS = 180_000; // a bound, not a target: the test stops the stream long before (3 min at RATE)
-
-interface Stream {
-  sent: OutMessage[];
-  /** Stops producing after the batch in flight and resolves once the producer is disconnected. */
-  stop: () => Promise<void>;
-}
-
-/**
- * Produces records at RATE, ~1% of them bad (every kind), in the background, until stopped. It
- * runs until the test has seen what it waits for (instances killed, joined, left): a stream of
- * fixed length could end before a slow-starting instance joins on a busy machine, leaving that
- * instance nothing to do.
- */
-function startStream(factory: EventFactory, topic: string): Stream {
-  const sent: OutMessage[] = [];
-  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
-  let stopping = false;
-  const done = (async () => {
-    await producer.connect();
-    const started = Date.now();
-    for (let i = 0; i < MAX_EVENTS && !stopping; i += 200) {
-      const batch = Array.from({ length: 200 }, (_, j) => {
-        const n = i + j;
-        return n % 97 === 0 ? factory.poison(POISON_KINDS[(n / 97) % POISON_KINDS.length] as (typeof POISON_KINDS)[number], n) : factory.good(n);
-      });
-      await producer.send({ topic, messages: batch });
-      sent.push(...batch);
-      const ahead = started + ((i + 200) / RATE) * 1000 - Date.now();
-      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead)); // pacing the load, not waiting for a result
-    }
-    await producer.disconnect();
-  })();
-  // A test that fails before stopping the stream stops it too.
-  onTestFinished(async () => {
-    stopping = true;
-    await done.catch(() => undefined);
-  });
-  return {
-    sent,
-    stop: async () => {
-      stopping = true;
-      await done;
-    },
-  };
-}
-
-/** Records this instance has committed (scored or dead-lettered) since it started. */
-async function scoredSoFar(p: ScorerProcess): Promise<number> {
-  return (await scrape(p.port, 'scorer_records_scored_total')) + (await scrape(p.port, 'scorer_records_dead_lettered_total'));
-}
-
-/** Asserts every produced key is in exactly one of the two topics, exactly once. */
-async function expectExactlyOnce(sent: OutMessage[], output: string, dlq: string): Promise<void> {
-  const outputs = await drainTopic(output);
-  const dead = await drainTopic(dlq);
-  const seen = new Map<string, number>();
-  for (const m of [...outputs, ...dead]) {
-    const k = m.key?.toString() as string;
-    seen.set(k, (seen.get(k) ?? 0) + 1);
-  }
-  const duplicates = [...seen].filter(([, n]) => n > 1).map(([k]) => k);
-  if (duplicates.length > 0) {
-    // Say where each copy came from, so a failure can be diagnosed from the test output alone.
-    const where = (m: ReadMessage) => {
-      const scored = m.topic === output ? (scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { source: unknown; scored_time: number }) : undefined;
-      return { topic: m.topic === output ? 'output' : 'dlq', partition: m.partition, offset: m.offset, source: scored?.source ?? `${m.headers?.['dlq.source.partition']?.toString()}/${m.headers?.['dlq.source.offset']?.toString()}`, at: scored?.scored_time ?? Number(m.headers?.['dlq.failed.at']?.toString()), ts: m.timestamp };
-    };
-    const copies = [...outputs, ...dead].filter((m) => duplicates.slice(0, 3).includes(m.key?.toString() as string));
-    console.error('duplicates:', JSON.stringify(copies.map((m) => ({ key: m.key?.toString(), ...where(m) })), null, 1));
-  }
-  const missing = sent.filter((m) => !seen.has(m.key)).map((m) => m.key);
-  expect({ duplicates: duplicates.slice(0, 5), duplicateCount: duplicates.length }).toEqual({ duplicates: [], duplicateCount: 0 });
-  expect({ missing: missing.slice(0, 5), missingCount: missing.length }).toEqual({ missing: [], missingCount: 0 });
-  expect(seen.size).toBe(sent.length);
-  expect(dead.length).toBe(sent.filter((_, i) => i % 97 === 0).length);
-}
+import { describe, expect, inject, it } from 'vitest';
+import { EventFactory } from '../../scripts/lib/feature-events.js';
+import { createTopics, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { spawnScorer } from '../helpers/scorer.js';
+import { expectExactlyOnce, scoredSoFar, startStream } from '../helpers/stream.js';
 
 async function setup(name: string) {
   const t = { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
