@@ -1,8 +1,8 @@
 /**
  * Reads the per-project summary test/summary-reporter.ts wrote and fails the run unless every
  * broker line of the integration suite (test/integration/lines.ts) actually ran tests: a skipped,
- * todo or missing integration test is a failure, not a pass. Prints each project's counts and the
- * plain closing line "N passed, N failed, N skipped".
+ * todo or missing integration test is a failure, not a pass. Prints each project's counts and
+ * time, and the plain closing line "N passed, N failed, N skipped".
  */
 import { readFileSync } from 'node:fs';
 import { BROKER_LINES } from '../test/integration/lines.js';
@@ -20,7 +20,7 @@ const [passed, failed, skipped] = [sum('passed'), sum('failed'), sum('skipped')]
 if (skipped > 0) problems.push(`${skipped} test(s) skipped or todo`);
 if (failed > 0) problems.push(`${failed} test(s) failed`);
 for (const p of projects) {
-  console.log(`${p.project}${p.brokerLine === undefined ? '' : ` against ${p.brokerLine}`}: ${p.passed} passed, ${p.failed} failed, ${p.skipped} skipped`);
+  console.log(`${p.project}${p.brokerLine === undefined ? '' : ` against ${p.brokerLine}`}: ${p.passed} passed, ${p.failed} failed, ${p.skipped} skipped in ${p.seconds} s`);
 }
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 if (problems.length > 0) {

@@ -1,11 +1,16 @@
-/** CLI for the local stack: `tsx scripts/stack.ts up|down|status` (npm run stack:up / stack:down / stack:status). */
+/**
+ * CLI for the local stack: `tsx scripts/stack.ts up|down|status` (npm run stack:up / stack:down /
+ * stack:status). `up --json` says what it does on stderr and prints the StackInfo as one JSON line
+ * on stdout, for a program that drives the stack (test/integration/global-setup.ts).
+ */
 import { StackError, stackDown, stackStatus, stackUp } from './stack/stack.js';
 
-const command = process.argv[2];
+const [command, flag] = process.argv.slice(2);
 try {
   switch (command) {
     case 'up':
-      await stackUp();
+      if (flag === '--json') console.log(JSON.stringify(await stackUp((line) => console.error(line))));
+      else await stackUp();
       break;
     case 'down':
       await stackDown();
@@ -14,7 +19,7 @@ try {
       process.exitCode = stackStatus() ? 0 : 1;
       break;
     default:
-      console.error('usage: tsx scripts/stack.ts up|down|status');
+      console.error('usage: tsx scripts/stack.ts up [--json]|down|status');
       process.exitCode = 2;
   }
 } catch (err) {

@@ -1,6 +1,6 @@
 /**
- * A vitest reporter that writes, per project, how many tests passed, failed or were skipped and
- * which broker the project ran against (the `brokerLine` its global setup provided), to
+ * A vitest reporter that writes, per project, how many tests passed, failed or were skipped, how
+ * long its files took, and which broker the project ran against (the `brokerLine` its global setup provided), to
  * TEST_SUMMARY_FILE; scripts/check-tests.ts reads it. vitest's own JSON report names files, not
  * projects, and every broker line runs the same files, so it cannot tell the lines apart.
  */
@@ -17,6 +17,8 @@ export interface ProjectSummary {
   failed: number;
   /** Skipped, todo, or never run. */
   skipped: number;
+  /** Seconds spent in this project's files (tests and hooks), summed: what a line costs CI. */
+  seconds: number;
 }
 
 export default class SummaryReporter implements Reporter {
@@ -26,9 +28,11 @@ export default class SummaryReporter implements Reporter {
       const project = m.project.name;
       let s = byProject.get(project);
       if (s === undefined) {
-        s = { project, brokerLine: m.project.getProvidedContext().brokerLine, passed: 0, failed: 0, skipped: 0 };
+        s = { project, brokerLine: m.project.getProvidedContext().brokerLine, passed: 0, failed: 0, skipped: 0, seconds: 0 };
         byProject.set(project, s);
       }
+      const d = m.diagnostic();
+      s.seconds = Math.round((s.seconds + (d.collectDuration + d.setupDuration + d.duration) / 1000) * 10) / 10;
       for (const t of m.children.allTests()) {
         const { state } = t.result();
         if (state === 'passed') s.passed += 1;

@@ -99,6 +99,11 @@ export function registryComponent(root: string, ports: StackPorts): Component {
       `-Dapicurio.datasource.url=jdbc:h2:file:${join(dir, 'data', 'registry')};MODE=PostgreSQL`,
       '-Dapicurio.datasource.username=sa',
       '-Dapicurio.datasource.password=sa',
+      // Its defaults open 20 H2 connections at start and give up on one after 5 s: on a busy
+      // 2-core machine (load 30) the registry then died during start-up. Two, and a minute.
+      '-Dapicurio.datasource.jdbc.initial-size=2',
+      '-Dapicurio.datasource.jdbc.min-size=2',
+      '-Dquarkus.datasource.h2.jdbc.acquisition-timeout=60S',
       '-Dquarkus.log.level=WARN',
       '-Dquarkus.log.category."io.apicurio".level=INFO',
       '-jar',

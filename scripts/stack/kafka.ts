@@ -6,8 +6,8 @@
  * them lives here and nowhere else:
  * - 4.x (default 4.4.0): logs through log4j2 (Kafka 4.0 dropped reload4j, KIP-653), so the stack
  *   adds log4j2's slf4j 1.7 binding and writes a log4j2 config. Storage is formatted at the
- *   newest feature levels the release knows (4.x: transaction.version 2 / KIP-890, group.version 1
- *   / KIP-848); kafkajs uses neither, see README "Known limits".
+ *   newest feature levels the release knows (4.1 and 4.4: transaction.version 2 / KIP-890,
+ *   group.version 1 / KIP-848); kafkajs uses neither, see README "Known limits".
  * - 3.9.x: logs through reload4j (slf4j-reload4j + a log4j 1 config).
  * Kafka 4.0 removed protocol versions older than what kafkajs 2.2.4 sends (KIP-896): kafkajs picks
  * min(its highest, the broker's highest) for every API, and its highest ones (Produce v7, Fetch
@@ -80,8 +80,8 @@ logger.cleaner.name = kafka.log.LogCleaner
 logger.cleaner.level = WARN
 `,
   },
-  // Share groups (KIP-932) are on by default from 4.2 (share.version 2 on 4.4); their state topic
-  // is replicated like the other internal topics (replicationConfig).
+  // Share groups (KIP-932) are on when storage is formatted by 4.4 (share.version 2; 4.1 formats
+  // share.version 0); their state topic is replicated like the other internal topics (replicationConfig).
   config: '',
 };
 

@@ -7,22 +7,22 @@
  *   status say what runs
  *
  * Used by `npm run stack:up|down|status` and by the integration tests' global setup, which runs
- * one stack per broker line (test/integration/lines.ts): every function takes StackOptions, and
- * the defaults come from the environment (STACK_DIR, STACK_*_PORT, STACK_KAFKA_VERSION,
- * STACK_BROKERS, STACK_BROKER_PORT_STEP). STACK_BROKERS=3 runs a three-node KRaft cluster
- * (every node broker and controller, all three voters): see ./kafka.ts.
+ * one stack per broker line (test/integration/lines.ts), through the CLI: every function takes
+ * StackOptions (./options.ts), by default the environment's (STACK_DIR, STACK_*_PORT,
+ * STACK_KAFKA_VERSION, STACK_BROKERS, STACK_BROKER_PORT_STEP). STACK_BROKERS=3 runs a three-node
+ * KRaft cluster (every node broker and controller, all three voters): see ./kafka.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import '../../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { Kafka, logLevel } from 'kafkajs';
-import { type Component, type StackPorts, registryComponent } from './components.js';
-import { type KafkaNode, brokerName, kafkaComponent, parseKafkaVersion } from './kafka.js';
+import { type Component, registryComponent } from './components.js';
+import { type KafkaNode, brokerName, kafkaComponent } from './kafka.js';
+import { type StackOptions, stackDir, stackOptions } from './options.js';
 import { StackError, isOurs, portFree, startDaemon, stopPid, waitUntil } from './process.js';
 
-export { StackError };
+export { StackError, type StackOptions, stackDir, stackOptions };
 
 export interface StackInfo {
   /** Every broker, comma-separated (what KAFKA_BROKERS takes). */
@@ -34,43 +34,10 @@ export interface StackInfo {
   started: string[];
 }
 
-const READY_TIMEOUT_MS = 180_000;
-
-/** Which stack: its state directory, its ports on 127.0.0.1 and the Kafka release it runs. */
-export interface StackOptions {
-  dir: string;
-  ports: StackPorts;
-  kafkaVersion: string;
-  /** Kafka nodes (STACK_BROKERS): 1, or a cluster of 3 (up to 5). */
-  brokers: number;
-}
-
-export function stackDir(): string {
-  return process.env.STACK_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.stack');
-}
-
-/** The stack the environment names; a bad value throws a StackError naming the variable. */
-export function stackOptions(env: NodeJS.ProcessEnv = process.env): StackOptions {
-  const int = (name: string, dflt: number, min: number, max: number, what: string) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return dflt;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new StackError(`${name}: expected ${what} ${min}-${max}, got '${raw}'`);
-    return n;
-  };
-  const port = (name: string, dflt: number) => int(name, dflt, 1, 65535, 'a TCP port');
-  return {
-    dir: stackDir(),
-    ports: {
-      kafka: port('STACK_KAFKA_PORT', 9092),
-      controller: port('STACK_CONTROLLER_PORT', 9093),
-      registry: port('STACK_REGISTRY_PORT', 8081),
-      step: int('STACK_BROKER_PORT_STEP', 100, 2, 10000, 'a port distance between nodes'),
-    },
-    kafkaVersion: parseKafkaVersion(env.STACK_KAFKA_VERSION),
-    brokers: int('STACK_BROKERS', 1, 1, 5, 'a number of Kafka nodes'),
-  };
-}
+// Generous: a 2-core machine shared with other work (load 30+) took 2-3 min to start the registry.
+const READY_TIMEOUT_MS = 300_000;
+/** Opens each start's part of a component's log. */
+const START_MARK = '====';
 
 interface Ctx {
   root: string;
@@ -144,9 +111,12 @@ async function registryReady(url: string): Promise<boolean> {
   return subjects.ok;
 }
 
+/** The last lines this start wrote (logs are appended across starts: an older run's error is not this one's). */
 function tail(file: string, lines = 25): string {
   if (!existsSync(file)) return '(no log)';
-  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  const all = readFileSync(file, 'utf8').trimEnd().split('\n');
+  const start = all.findLastIndex((l) => l.startsWith(START_MARK));
+  return all.slice(Math.max(start, all.length - lines)).join('\n');
 }
 
 export async function stackUp(say: (line: string) => void = console.log, opts: StackOptions = stackOptions()): Promise<StackInfo> {
@@ -181,7 +151,7 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
       await c.prepare();
     }
     for (const c of toStart) {
-      writeFileSync(logFile(ctx, c), `\n==== ${new Date().toISOString()} stack:up ====\n`, { flag: 'a' });
+      writeFileSync(logFile(ctx, c), `\n${START_MARK} ${new Date().toISOString()} stack:up ====\n`, { flag: 'a' });
       const pid = startDaemon(c.args(ctx.marker), c.cwd, logFile(ctx, c));
       writeFileSync(pidFile(ctx, c), `${pid}\n${c.identity}\n`);
       started.push(c.name);

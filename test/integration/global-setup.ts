@@ -7,11 +7,17 @@
  *     except for the cluster line, whose tests stop and start nodes of the local stack by pid;
  *  3. otherwise the local JVM stack (scripts/stack), stopped again afterwards if this run started it;
  *     a moved line's stack runs in its own directory on its own ports, beside the default one.
+ *     It is driven through its CLI in a child process, not imported: vitest evaluates this file
+ *     once per project, and a second evaluation of src/kafka/kafkajs-fix.ts (which the stack's
+ *     readiness probe loads) in the same process refuses to run, kafkajs being loaded already.
  * If none works, setup throws and the whole run fails with the reason: integration tests never skip.
  */
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { type StackOptions, stackDown, stackOptions, stackUp } from '../../scripts/stack/stack.js';
+import { type StackOptions, stackEnv, stackOptions } from '../../scripts/stack/options.js';
+import type { StackInfo } from '../../scripts/stack/stack.js';
 import { startContainers } from './containers.js';
 import { BROKER_LINES, type BrokerLine } from './lines.js';
 
@@ -69,10 +75,35 @@ export default async function setup(project: TestProject): Promise<() => Promise
     return docker.stop;
   }
 
-  const info = await stackUp(say, stack);
+  const info = JSON.parse(await stackCli(['up', '--json'], stack, say)) as StackInfo;
   provide(info.kafkaBrokers, info.schemaRegistryUrl, 'local', `Apache Kafka ${info.kafkaVersion} (local stack)`);
   return async () => {
     // Stop only what this run started; a stack the developer started stays up.
-    if (info.started.length > 0) await stackDown(say, stack);
+    if (info.started.length > 0) await stackCli(['down'], stack, say);
   };
+}
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
+
+/** Runs `scripts/stack.ts <args>` for `stack`; resolves with its stdout, passes each stderr line (or any line, without --json) to say. */
+function stackCli(args: string[], stack: StackOptions, say: (line: string) => void): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts', ...args], { cwd: ROOT, env: { ...process.env, ...stackEnv(stack) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const json = args.includes('--json');
+    let stdout = '';
+    const lines: string[] = [];
+    const sayLines = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter((l) => l !== '')) {
+        lines.push(line);
+        say(line);
+      }
+    };
+    child.stdout.on('data', (d: Buffer) => (json ? (stdout += d.toString()) : sayLines(d)));
+    child.stderr.on('data', sayLines);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolvePromise(stdout);
+      else reject(new Error(`scripts/stack.ts ${args.join(' ')} failed (exit ${code}):\n${lines.slice(-30).join('\n')}`));
+    });
+  });
 }

@@ -24,7 +24,9 @@ async function produce(topic: string, messages: OutMessage[]): Promise<void> {
 }
 
 describe('registry outage', () => {
-  it('pauses instead of dead-lettering while the registry is down, and resumes when it is back', async () => {
+  // 6 min: with the local stack the registry JVM really restarts, which took 2-3 min on a 2-core
+  // machine shared with other work (load 40-60); idle it takes seconds.
+  it('pauses instead of dead-lettering while the registry is down, and resumes when it is back', { timeout: 360_000 }, async () => {
     const input = randomName('outage-in');
     const output = randomName('outage-out');
     const dlq = randomName('outage-dlq');
