@@ -10,6 +10,12 @@ Outputs (paths relative to the repository root):
     A real tabular binary classifier: Pipeline(StandardScaler, LogisticRegression)
     trained on 20,000 synthetic customers. Input ``features`` float32 [N, 14] in
     the field order of the ``features`` record of ``schemas/feature-event.avsc``.
+* ``models/churn/<version>/model.onnx`` + ``manifest.json``: the churn model
+    repository (``MODEL_REPOSITORY``), one folder per version (``CHURN_VERSIONS``).
+    ``1.0.0`` is byte for byte ``models/churn.onnx``; ``1.1.0`` is retrained on the
+    same data with L1 regularisation and balanced class weights, so its scores
+    differ. Their manifests name no ``eventSchema``: both read the reference
+    event (``schemas/feature-event.avsc``), the scorer's default reader schema.
 * ``models/mlp.onnx`` + ``models/mlp.manifest.json``
     A heavier model for benchmarking only: MLPClassifier 256 -> 1792 -> 1792 -> 1
     (relu; sklearn uses a single logistic unit for a binary output, exported as
@@ -18,7 +24,8 @@ Outputs (paths relative to the repository root):
     per row, ~50-60k rows/s with 2 intra-op threads on the 2-core dev machine.
 * ``schemas/wide-feature-event.avsc``: the event schema of the mlp model
   (256 ``double`` features f000..f255), generated here so names stay in sync.
-* ``test/fixtures/churn-expected.json``, ``test/fixtures/mlp-expected.json``:
+* ``test/fixtures/churn-expected.json``, ``test/fixtures/churn-1.1.0-expected.json``,
+  ``test/fixtures/mlp-expected.json``:
   float32-exact input rows with sklearn's ``predict_proba[:, 1]`` and python
   onnxruntime's output for them; ``test/unit/models.test.ts`` checks
   onnxruntime-node against them.
@@ -100,6 +107,15 @@ MLP_HIDDEN = (1792, 1792)
 #: Model versions (manifest, ONNX metadata, scored events, dead-letter headers): bump when a
 #: model changes. mlp 2.0.0: hidden layers widened from 1024 to 1792.
 VERSIONS = {"churn": "1.0.0", "mlp": "2.0.0"}
+
+#: The churn repository, models/churn/<version>/: how each version's LogisticRegression is
+#: fitted (same data, same split, same seed). 1.0.0 is the reference model; 1.1.0 is a
+#: plausible retrain a team would canary: sparser (L1, stronger regularisation) and trained
+#: with balanced class weights, which shifts its scores up (churners are the minority).
+CHURN_VERSIONS = {
+    "1.0.0": {"C": 1.0},
+    "1.1.0": {"C": 0.05, "penalty": "l1", "solver": "liblinear", "class_weight": "balanced"},
+}
 MLP_EPOCHS = 4
 MLP_ARCH = " -> ".join(str(n) for n in (MLP_WIDTH, *MLP_HIDDEN, 1))
 
@@ -246,7 +262,7 @@ def generate_wide(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
 # --------------------------------------------------------------------------- #
 
 
-def export_onnx(model, width: int, name: str, doc: str) -> bytes:
+def export_onnx(model, width: int, name: str, doc: str, version: str | None = None) -> bytes:
     """Convert a fitted sklearn classifier (or pipeline) to ONNX bytes.
 
     Input ``features`` float32 [None, width]; outputs ``label`` int64 [N] and
@@ -263,8 +279,9 @@ def export_onnx(model, width: int, name: str, doc: str) -> bytes:
     )
     onx.producer_name = "kafka-onnx-scorer/models/train.py"
     onx.producer_version = f"skl2onnx {skl2onnx.__version__}"
-    onx.model_version = int(VERSIONS[name].split(".")[0])
-    onnx.helper.set_model_props(onx, {"name": name, "version": VERSIONS[name]})
+    version = version or VERSIONS[name]
+    onx.model_version = int(version.split(".")[0])
+    onnx.helper.set_model_props(onx, {"name": name, "version": version})
     onnx.checker.check_model(onx)
     out_names = [o.name for o in onx.graph.output]
     assert [i.name for i in onx.graph.input] == ["features"], onx.graph.input
@@ -310,13 +327,23 @@ def pick_fixture_rows(p: np.ndarray, count: int) -> np.ndarray:
     return np.sort(order[at])
 
 
-def write_fixture(path: Path, name: str, features: list[str], model, model_bytes: bytes, X: np.ndarray) -> None:
+def write_fixture(
+    path: Path,
+    name: str,
+    features: list[str],
+    model,
+    model_bytes: bytes,
+    X: np.ndarray,
+    files: tuple[str, str] | None = None,
+) -> None:
+    """``files``: the (onnx, manifest) paths the fixture describes; default models/<name>.*."""
     label, proba = ort_predict(model_bytes, X)
     sk = model.predict_proba(X)[:, 1]
+    onnx_file, manifest_file = files or (f"models/{name}.onnx", f"models/{name}.manifest.json")
     doc = {
         "model": name,
-        "onnx": f"models/{name}.onnx",
-        "manifest": f"models/{name}.manifest.json",
+        "onnx": onnx_file,
+        "manifest": manifest_file,
         "generatedBy": "models/train.py",
         "framework": FRAMEWORK,
         "tolerance": TOLERANCE,
@@ -337,14 +364,20 @@ def manifest(
     features: list[str],
     classes: list[str],
     meaning: str,
-    event_schema: str,
+    event_schema: str | None,
     rows: int,
     auc: float,
+    version: str | None = None,
+    training: dict | None = None,
 ) -> dict:
-    """The manifest validated by the TypeScript model loader (exactly these keys)."""
-    return {
+    """The manifest validated by the TypeScript model loader (exactly these keys).
+
+    ``event_schema`` None leaves ``eventSchema`` out: the model reads the scorer's default
+    reader schema. ``training`` adds estimator settings to the ``training`` record.
+    """
+    doc = {
         "name": name,
-        "version": VERSIONS[name],
+        "version": version or VERSIONS[name],
         "description": description,
         "framework": FRAMEWORK,
         "input": {"name": "features", "dtype": "float32", "width": len(features)},
@@ -362,8 +395,11 @@ def manifest(
         "threshold": THRESHOLD,
         "labels": {"below": classes[0], "atOrAbove": classes[1]},
         "eventSchema": event_schema,
-        "training": {"rows": rows, "seed": SEED, "holdout_auc": round(float(auc), 4)},
+        "training": {"rows": rows, "seed": SEED, "holdout_auc": round(float(auc), 4), **(training or {})},
     }
+    if event_schema is None:
+        del doc["eventSchema"]
+    return doc
 
 
 def _write_json(path: Path, doc: dict, compact_rows: bool = False) -> None:
@@ -455,50 +491,80 @@ def _write_avsc(path: Path, schema: dict) -> None:
 # --------------------------------------------------------------------------- #
 
 
+def churn_manifest(version: str, auc: float, settings: dict, top_level: bool = False) -> dict:
+    """A churn version's manifest; ``top_level``: the one of models/churn.onnx (MODEL_PATH)."""
+    return manifest(
+        name="churn",
+        version=version,
+        description=(
+            "Customer churn classifier: sklearn Pipeline(StandardScaler, LogisticRegression) trained on "
+            f"{CHURN_ROWS} synthetic customers (models/train.py)."
+            + ("" if version == VERSIONS["churn"] else f" Version {version}: LogisticRegression({_kwargs(settings)}).")
+        ),
+        features=CHURN_FEATURES,
+        classes=["stay", "churn"],
+        meaning="probability that the customer churns within 90 days",
+        # The top-level file keeps its package-root path (read that way since before repositories);
+        # repository versions read the default reader schema and name none.
+        event_schema="schemas/feature-event.avsc" if top_level else None,
+        rows=CHURN_ROWS,
+        auc=auc,
+        training=None if version == VERSIONS["churn"] else {"estimator": settings},
+    )
+
+
+def _kwargs(settings: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in settings.items())
+
+
 def build_churn() -> None:
     print("churn: generating", CHURN_ROWS, "customers")
     X, y = generate_churn(CHURN_ROWS, np.random.default_rng(SEED))
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=SEED, stratify=y)
-    model = Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("clf", LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)),
-        ]
-    )
-    model.fit(X_tr, y_tr)
-    p_te = model.predict_proba(X_te)[:, 1]
-    auc = roc_auc_score(y_te, p_te)
-    print(f"  churn rate {y.mean():.3f}, holdout AUC {auc:.4f}")
-
-    data = export_onnx(
-        model,
-        len(CHURN_FEATURES),
-        "churn",
-        "Churn within 90 days: StandardScaler + LogisticRegression on 14 customer features.",
-    )
-    (MODELS / "churn.onnx").write_bytes(data)
-    print(f"  wrote models/churn.onnx ({len(data)} bytes)")
-    diff = verify("churn", model, data, X_te)
-    print(f"  onnxruntime vs sklearn on {len(X_te)} holdout rows: max |dp| = {diff:.3g}")
-
-    _write_json(
-        MODELS / "churn.manifest.json",
-        manifest(
-            name="churn",
-            description=(
-                "Customer churn classifier: sklearn Pipeline(StandardScaler, LogisticRegression) trained on "
-                f"{CHURN_ROWS} synthetic customers (models/train.py)."
-            ),
-            features=CHURN_FEATURES,
-            classes=["stay", "churn"],
-            meaning="probability that the customer churns within 90 days",
-            event_schema="schemas/feature-event.avsc",
-            rows=CHURN_ROWS,
-            auc=auc,
-        ),
-    )
-    idx = pick_fixture_rows(p_te, 32)
-    write_fixture(FIXTURES / "churn-expected.json", "churn", CHURN_FEATURES, model, data, X_te[idx])
+    print(f"  churn rate {y.mean():.3f}")
+    for version, settings in CHURN_VERSIONS.items():
+        model = Pipeline(
+            [
+                ("scale", StandardScaler()),
+                ("clf", LogisticRegression(max_iter=2000, random_state=SEED, **settings)),
+            ]
+        )
+        model.fit(X_tr, y_tr)
+        p_te = model.predict_proba(X_te)[:, 1]
+        auc = roc_auc_score(y_te, p_te)
+        print(f"  churn {version} ({_kwargs(settings)}): holdout AUC {auc:.4f}, mean score {p_te.mean():.3f}")
+        data = export_onnx(
+            model,
+            len(CHURN_FEATURES),
+            "churn",
+            "Churn within 90 days: StandardScaler + LogisticRegression on 14 customer features.",
+            version=version,
+        )
+        diff = verify(f"churn {version}", model, data, X_te)
+        print(f"  onnxruntime vs sklearn on {len(X_te)} holdout rows: max |dp| = {diff:.3g}")
+        folder = MODELS / "churn" / version
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.onnx").write_bytes(data)
+        print(f"  wrote {(folder / 'model.onnx').relative_to(ROOT)} ({len(data)} bytes)")
+        _write_json(folder / "manifest.json", churn_manifest(version, auc, settings))
+        idx = pick_fixture_rows(p_te, 32)
+        if version == VERSIONS["churn"]:
+            # The reference model: also the single-file MODEL_PATH model, as before repositories.
+            (MODELS / "churn.onnx").write_bytes(data)
+            print(f"  wrote models/churn.onnx ({len(data)} bytes)")
+            _write_json(MODELS / "churn.manifest.json", churn_manifest(version, auc, settings, top_level=True))
+            write_fixture(FIXTURES / "churn-expected.json", "churn", CHURN_FEATURES, model, data, X_te[idx])
+        else:
+            rel = f"models/churn/{version}"
+            write_fixture(
+                FIXTURES / f"churn-{version}-expected.json",
+                "churn",
+                CHURN_FEATURES,
+                model,
+                data,
+                X_te[idx],
+                files=(f"{rel}/model.onnx", f"{rel}/manifest.json"),
+            )
 
 
 def build_mlp() -> None:
@@ -554,13 +620,21 @@ def build_mlp() -> None:
     write_fixture(FIXTURES / "mlp-expected.json", "mlp", MLP_FEATURES, model, data, X_te[idx])
 
 
+BUILDERS = {"churn": build_churn, "mlp": build_mlp}
+
+
 def main() -> None:
+    """``train.py [churn] [mlp]``: the named models only (default both; mlp takes ~1 min)."""
+    wanted = sys.argv[1:] or list(BUILDERS)
+    unknown = [w for w in wanted if w not in BUILDERS]
+    if unknown:
+        raise SystemExit(f"unknown model {unknown[0]!r}: expected any of {', '.join(BUILDERS)}")
     if sys.version_info[:2] != (3, 11):
         print(f"note: pins were chosen for Python 3.11, running {sys.version.split()[0]}")
     print(f"{FRAMEWORK}, onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}")
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    build_churn()
-    build_mlp()
+    for name in wanted:
+        BUILDERS[name]()
 
 
 if __name__ == "__main__":

@@ -1,68 +1,44 @@
 /**
- * End-to-end check of the compose stack (docker-compose.yml), for machines with a Docker engine:
+ * End-to-end check of the compose stack (docker-compose.yml):
  *
  *   npm run test:compose -- [--count 20000] [--rate 5000] [--poison 0.01] [--timeout 300] [--keep]
  *
- *  1. `docker compose up -d --build` (Kafka, registry, topics, scorer, Prometheus, Grafana);
- *  2. waits for the scorer's /readyz on the host port;
- *  3. runs the load generator (compose service `loadgen`) for --count events, a --poison share bad;
- *  4. waits until scorer_records_scored_total + scorer_records_dead_lettered_total == count, and
- *     checks dead letters == the poison the generator sent (exactly once: no loss, no duplicate);
- *  5. waits until kafka_consumergroup_lag on the input topic is back to ~0 (<= 1 per partition);
- *  6. checks Prometheus scrapes the scorer and Grafana serves the provisioned dashboard;
- *  7. `docker compose down -v` (unless --keep), also after a failure.
- * Exit codes: 0 passed, 1 a check failed, 2 no Docker engine or bad arguments.
- * Not part of `npm test`: it needs Docker and pulls images.
+ * Two modes, chosen automatically (COMPOSE_ENGINE=docker|podman forces one) and said at the start:
+ * - docker: a Docker engine answers; the official images, `docker compose up --build`, Grafana.
+ * - podman: no Docker engine (these machines); `npm run compose:images` builds or reuses the local
+ *   images, docker-compose 1.29 drives podman with docker-compose.local.yml on top, and the
+ *   containers' health checks are run by a pump (podman needs systemd for them). No Grafana: the
+ *   dashboard's queries are run against Prometheus instead.
+ * Host ports default to 29xxx so the test runs beside `npm run stack:up` (KAFKA_HOST_PORT,
+ * SCHEMA_REGISTRY_HOST_PORT, SCORER_HOST_PORT, PROMETHEUS_HOST_PORT, GRAFANA_HOST_PORT move them).
+ *
+ *  1. nothing of the project exists; `up -d`, waiting on every health check;
+ *  2. the load generator service sends --count events, a --poison share bad;
+ *  3. scored + dead-lettered == count on /metrics; read back read_committed, every input offset is
+ *     in exactly one of the output and dead-letter topics; dead letters == poison sent;
+ *  4. Prometheus scrapes the scorer and sees the input lag at 0; the dashboard's queries run;
+ *  5. the scorer runs as a non-root uid on a read-only root filesystem, is healthy, and its
+ *     image's HEALTHCHECK passes; `stop` (SIGTERM) ends it with exit 0 within its grace period;
+ *  6. `down -v` leaves no container, network or volume of the project behind (also on failure).
+ * Exit codes: 0 passed, 1 a check failed, 2 no usable engine or bad arguments.
  */
-import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { parseDocument } from 'yaml';
+import { type Cli, checkDashboard, checkHardening, checkPrometheus, exitCode, gracePeriodSeconds, leftovers } from './compose/checks.js';
+import { type EngineKind, UsageError, detectEngine, ensurePodmanTools, podmanEnv, startPodmanService } from './compose/engine.js';
+import { startHealthPump } from './compose/health.js';
+import { buildImages } from './compose/images.js';
+import { accountFor } from './compose/readback.js';
+import { CheckFailed, ROOT, run, secondsSince, waitFor } from './compose/run.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SCORER = process.env.SCORER_URL ?? 'http://127.0.0.1:8080';
-const PROMETHEUS = process.env.PROMETHEUS_URL ?? 'http://127.0.0.1:9090';
-const GRAFANA = process.env.GRAFANA_URL ?? 'http://127.0.0.1:3000';
-const INPUT_TOPIC = 'features'; // docker-compose.yml: scorer INPUT_TOPIC
-// Without the `load` profile, `up` leaves the load generator out; with it, `run`/`down` see it.
-const COMPOSE = ['compose', '-f', resolve(ROOT, 'docker-compose.yml')];
-const WITH_LOADGEN = [...COMPOSE, '--profile', 'load'];
-
-class CheckFailed extends Error {}
-
-/** Runs a command; resolves its stdout (also echoed when `echo`), rejects on a non-zero exit. */
-function run(cmd: string, args: string[], { echo = true, allowFail = false } = {}): Promise<{ code: number; stdout: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', echo ? 'inherit' : 'ignore'] });
-    let stdout = '';
-    child.stdout?.on('data', (b: Buffer) => {
-      stdout += b.toString();
-      if (echo) process.stdout.write(b);
-    });
-    child.on('error', fail);
-    child.on('close', (code) => {
-      if (code === 0 || allowFail) done({ code: code ?? 1, stdout });
-      else fail(new CheckFailed(`\`${cmd} ${args.join(' ')}\` exited with ${code}`));
-    });
-  });
-}
-
-/** Polls `check` until it returns a value (not undefined) or the deadline passes. */
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 2_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new CheckFailed(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
+const PORTS = { KAFKA_HOST_PORT: 29092, SCHEMA_REGISTRY_HOST_PORT: 29081, SCORER_HOST_PORT: 29080, PROMETHEUS_HOST_PORT: 29090, GRAFANA_HOST_PORT: 29300 };
+const port = (k: keyof typeof PORTS): number => Number(process.env[k] ?? PORTS[k]);
+const [INPUT, OUTPUT, DLQ] = ['features', 'scores', 'scores-dlq']; // docker-compose.yml: the scorer's topics
+const JOB = 'kafka-onnx-scorer'; // deploy/prometheus/prometheus.yml: the scorer's scrape job
+const PROJECT = process.env.COMPOSE_PROJECT_NAME ?? 'kafka-onnx-scorer';
+const STATE = resolve(ROOT, '.stack/compose');
 
 interface Sample { labels: Record<string, string>; value: number }
 /** The samples of one metric in the Prometheus text format. */
@@ -77,13 +53,18 @@ function samples(body: string, name: string): Sample[] {
   return out;
 }
 const total = (body: string, name: string): number => samples(body, name).reduce((t, s) => t + s.value, 0);
-const metrics = async (): Promise<string> => {
-  const res = await fetch(`${SCORER}/metrics`);
-  if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
-  return res.text();
-};
 
-async function main(): Promise<void> {
+/** docker-compose 1.29 rejects the top-level `name:` of docker-compose.yml: give it a copy without (the project name goes in -p). */
+function composeFileWithoutName(): string {
+  const doc = parseDocument(readFileSync(resolve(ROOT, 'docker-compose.yml'), 'utf8'));
+  doc.delete('name');
+  mkdirSync(STATE, { recursive: true });
+  const file = resolve(STATE, 'docker-compose.yml');
+  writeFileSync(file, `# Generated by scripts/compose-e2e.ts from docker-compose.yml (without \`name:\`); do not edit.\n${doc.toString()}`);
+  return file;
+}
+
+async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       count: { type: 'string', default: '20000' },
@@ -95,76 +76,155 @@ async function main(): Promise<void> {
   });
   const [count, rate, poison, timeoutS] = [values.count, values.rate, values.poison, values.timeout].map(Number) as [number, number, number, number];
   if (!(Number.isInteger(count) && count > 0 && rate >= 0 && poison >= 0 && poison <= 1 && timeoutS > 0)) {
-    console.error('compose-e2e: expected --count > 0, --rate >= 0, --poison in 0..1, --timeout > 0 (seconds)');
-    process.exit(2);
+    throw new UsageError('expected --count > 0, --rate >= 0, --poison in 0..1, --timeout > 0 (seconds)');
   }
   const timeoutMs = timeoutS * 1000;
-
-  const info = await run('docker', ['info', '--format', '{{.ServerVersion}}'], { echo: false, allowFail: true }).catch(() => ({ code: 127, stdout: '' }));
-  if (info.code !== 0) {
-    console.error('compose-e2e: no Docker engine answers (`docker info` failed). This test needs Docker with the compose plugin; see docs/operations-deploy.md.');
-    process.exit(2);
+  const started = Date.now();
+  const engine: EngineKind = await detectEngine();
+  const figures: Record<string, unknown> = { engine };
+  const env: NodeJS.ProcessEnv = { ...(engine === 'podman' ? podmanEnv() : process.env), ...Object.fromEntries(Object.keys(PORTS).map((k) => [k, String(port(k as keyof typeof PORTS))])) };
+  let composeCmd: [string, ...string[]];
+  let stopService = async (): Promise<void> => undefined;
+  if (engine === 'docker') {
+    console.log('compose-e2e: mode docker: a Docker engine answers; official images, docker-compose.yml as it is');
+    composeCmd = ['docker', 'compose', '-p', PROJECT, '-f', resolve(ROOT, 'docker-compose.yml')];
+  } else {
+    console.log('compose-e2e: mode podman: no Docker engine; local images (npm run compose:images) + docker-compose.local.yml, docker-compose 1.29 on a podman socket');
+    await ensurePodmanTools();
+    const built = await buildImages();
+    figures.images = Object.fromEntries(built.map((b) => [b.tag, { mb: Math.round(b.sizeBytes / 1e6), built: b.cached ? 'cached' : `${b.seconds} s` }]));
+    figures.imagesSeconds = secondsSince(started);
+    const service = await startPodmanService(STATE);
+    stopService = service.stop;
+    env.DOCKER_HOST = service.dockerHost;
+    composeCmd = ['docker-compose', '-p', PROJECT, '--project-directory', ROOT, '-f', composeFileWithoutName(), '-f', resolve(ROOT, 'docker-compose.local.yml')];
   }
-  console.log(`compose-e2e: Docker ${info.stdout.trim()}; ${count} events at ${rate || 'max'}/s, poison ${poison}`);
+  const cli: Cli = { cmd: engine, env };
+  const [cmd, ...prefix] = composeCmd;
+  // Without the `load` profile, `up` leaves the load generator out; with it, `run`/`down` see it.
+  const compose = (args: string[], o: { echo?: boolean; allowFail?: boolean } = {}) => run(cmd, [...prefix, ...args], { env, ...o });
+  const withLoadgen = (args: string[], o: { echo?: boolean; allowFail?: boolean } = {}) => compose(['--profile', 'load', ...args], o);
+  const SCORER = `http://127.0.0.1:${port('SCORER_HOST_PORT')}`;
+  const PROMETHEUS = `http://127.0.0.1:${port('PROMETHEUS_HOST_PORT')}`;
+  console.log(`compose-e2e: project ${PROJECT}; ${count} events at ${rate || 'max'}/s, poison ${poison}; scorer ${SCORER}, Prometheus ${PROMETHEUS}, Kafka 127.0.0.1:${port('KAFKA_HOST_PORT')}`);
 
+  const pump = engine === 'podman' ? startHealthPump(PROJECT) : undefined;
   let failed = false;
+  const passed: string[] = [];
+  /** One check passed: say what it saw. The closing line counts them (`N passed, M failed`). */
+  const pass = (what: string): void => {
+    passed.push(what);
+    console.log(`compose-e2e: ok ${what}`);
+  };
+  let down = false;
   try {
-    await run('docker', [...COMPOSE, 'up', '-d', '--build']);
-    await run('docker', [...WITH_LOADGEN, 'build', 'loadgen']);
-
-    const startedMs = Date.now();
+    const before = await leftovers(cli, PROJECT);
+    if (before.containers + before.networks + before.volumes > 0) {
+      console.log(`compose-e2e: removing what an earlier run left: ${JSON.stringify(before)}`);
+      await withLoadgen(['down', '-v', '--remove-orphans']);
+    }
+    const upStarted = Date.now();
+    await compose(engine === 'docker' ? ['up', '-d', '--build'] : ['up', '-d', '--no-build']);
+    if (engine === 'docker') await withLoadgen(['build', 'loadgen']);
     await waitFor('the scorer to be ready (/readyz)', timeoutMs, async () => ((await fetch(`${SCORER}/readyz`)).ok ? true : undefined));
-    console.log(`compose-e2e: scorer ready after ${Math.round((Date.now() - startedMs) / 1000)} s`);
-    const before = await metrics();
-    const base = total(before, 'scorer_records_scored_total') + total(before, 'scorer_records_dead_lettered_total');
+    figures.upSeconds = secondsSince(upStarted);
+    pass(`stack up from nothing, every health check passed, scorer ready after ${figures.upSeconds} s`);
 
-    const gen = await run('docker', [...WITH_LOADGEN, 'run', '--rm', '--no-deps', '-T', 'loadgen', '--count', String(count), '--rate', String(rate), '--poison', String(poison)]);
+    const metrics = async (): Promise<string> => {
+      const res = await fetch(`${SCORER}/metrics`);
+      if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
+      return res.text();
+    };
+    const m0 = await metrics();
+    const base = total(m0, 'scorer_records_scored_total') + total(m0, 'scorer_records_dead_lettered_total');
+    const gen = await withLoadgen(['run', '--rm', '--no-deps', '-T', 'loadgen', '--count', String(count), '--rate', String(rate), '--poison', String(poison)]);
     const summaryLine = gen.stdout.split(/[\r\n]/).reverse().find((l) => l.trim().startsWith('{'));
     if (summaryLine === undefined) throw new CheckFailed('the load generator printed no JSON summary');
     const summary = JSON.parse(summaryLine) as { sent: number; poison: number };
     if (summary.sent !== count) throw new CheckFailed(`the load generator sent ${summary.sent} events, expected ${count}`);
+    pass(`load generator service sent ${summary.sent} events, ${summary.poison} of them bad`);
 
-    // Every input offset ends up in exactly one of the two topics, committed once.
     await waitFor(`${count} records scored or dead-lettered`, timeoutMs, async () => {
       const body = await metrics();
       const n = total(body, 'scorer_records_scored_total') + total(body, 'scorer_records_dead_lettered_total') - base;
       return n >= count ? n : undefined;
     });
-    await sleep(2_000); // anything past `count` would be a duplicate: give it a moment to show
-    const after = await metrics();
-    const scored = total(after, 'scorer_records_scored_total') - total(before, 'scorer_records_scored_total');
-    const dead = total(after, 'scorer_records_dead_lettered_total') - total(before, 'scorer_records_dead_lettered_total');
-    console.log(`compose-e2e: scored ${scored}, dead-lettered ${dead} (poison sent ${summary.poison})`);
-    if (scored + dead !== count) throw new CheckFailed(`scored + dead-lettered = ${scored + dead}, expected exactly ${count}`);
-    if (dead !== summary.poison) throw new CheckFailed(`dead-lettered ${dead}, expected the ${summary.poison} poison records sent`);
-
-    // Lag back to ~0: an idle transactional partition may read 1 (control record, DESIGN.md).
-    const lag = await waitFor('kafka_consumergroup_lag to return to ~0', timeoutMs, async () => {
-      const series = samples(await metrics(), 'kafka_consumergroup_lag').filter((s) => s.labels.topic === INPUT_TOPIC);
-      if (series.length === 0) throw new Error(`no kafka_consumergroup_lag{topic="${INPUT_TOPIC}"} series on /metrics`);
-      return series.every((s) => s.value <= 1) ? series : undefined;
+    const lag = await waitFor('kafka_consumergroup_lag on /metrics to return to 0', timeoutMs, async () => {
+      const series = samples(await metrics(), 'kafka_consumergroup_lag').filter((s) => s.labels.topic === INPUT);
+      if (series.length === 0) throw new Error(`no kafka_consumergroup_lag{topic="${INPUT}"} series on /metrics`);
+      return series.every((s) => s.value === 0) ? series : undefined;
     });
-    console.log(`compose-e2e: lag ${lag.map((s) => `${s.labels.partition}:${s.value}`).join(' ')}`);
+    const m1 = await metrics();
+    const scored = total(m1, 'scorer_records_scored_total') - total(m0, 'scorer_records_scored_total');
+    const dead = total(m1, 'scorer_records_dead_lettered_total') - total(m0, 'scorer_records_dead_lettered_total');
+    figures.metrics = { sent: summary.sent, poisonSent: summary.poison, scored, deadLettered: dead, lagPartitions: lag.length };
+    if (scored + dead !== count || dead !== summary.poison) throw new CheckFailed(`/metrics: scored ${scored} + dead-lettered ${dead}, expected ${count - summary.poison} + ${summary.poison}`);
+    pass(`/metrics: scored ${scored}, dead-lettered ${dead} (poison sent ${summary.poison}); lag 0 on ${lag.length} partitions`);
 
-    // Monitoring: Prometheus scrapes the scorer; Grafana has the dashboard (anonymous viewer).
-    await waitFor('Prometheus to have scraped scorer_records_scored_total', 60_000, async () => {
-      const res = await fetch(`${PROMETHEUS}/api/v1/query?query=${encodeURIComponent('sum(scorer_records_scored_total)')}`);
-      const body = (await res.json()) as { data?: { result?: { value: [number, string] }[] } };
-      const v = Number(body.data?.result?.[0]?.value[1] ?? NaN);
-      return v >= scored ? v : undefined;
-    });
-    await waitFor('Grafana to serve the provisioned dashboard', 60_000, async () => ((await fetch(`${GRAFANA}/api/dashboards/uid/kafka-onnx-scorer`)).ok ? true : undefined));
-    console.log('compose-e2e: PASSED');
+    // Read back: every input offset exactly once across output and dead letters.
+    const registryUrl = `http://127.0.0.1:${port('SCHEMA_REGISTRY_HOST_PORT')}${engine === 'podman' ? '/apis/ccompat/v7' : ''}`;
+    const acc = await accountFor({ brokers: `127.0.0.1:${port('KAFKA_HOST_PORT')}`, registryUrl, input: INPUT, output: OUTPUT, dlq: DLQ, timeoutMs });
+    figures.readBack = acc;
+    if (acc.inputs !== count || acc.duplicates + acc.missing + acc.foreign !== 0 || acc.scored !== count - summary.poison || acc.deadLettered !== summary.poison) {
+      throw new CheckFailed(`read back ${JSON.stringify(acc)}: expected ${count} inputs, each once: ${count - summary.poison} scored + ${summary.poison} dead letters, no duplicate, missing or foreign record`);
+    }
+    pass(`read back read_committed, every input exactly once: ${JSON.stringify(acc)}`);
+
+    figures.prometheus = await checkPrometheus(PROMETHEUS, { job: JOB, topic: INPUT, scored, timeoutMs: 120_000 });
+    pass(`Prometheus scrapes the scorer and sees lag 0: ${JSON.stringify(figures.prometheus)}`);
+    if (engine === 'docker') {
+      const grafana = `http://127.0.0.1:${port('GRAFANA_HOST_PORT')}`;
+      await waitFor('Grafana to serve the provisioned dashboard', 60_000, async () => ((await fetch(`${grafana}/api/dashboards/uid/kafka-onnx-scorer`)).ok ? true : undefined));
+      figures.grafana = 'dashboard served';
+      pass('Grafana serves the provisioned dashboard');
+    } else {
+      figures.dashboard = await checkDashboard(PROMETHEUS, JOB);
+      pass(`every dashboard query runs on Prometheus: ${JSON.stringify(figures.dashboard)}`);
+    }
+
+    const scorer = (await compose(['ps', '-q', 'scorer'], { echo: false })).stdout.trim();
+    if (!scorer) throw new CheckFailed('no scorer container');
+    figures.hardening = await checkHardening(cli, scorer);
+    pass(`scorer container non-root, read-only root, healthy, image HEALTHCHECK passes: ${JSON.stringify(figures.hardening)}`);
+
+    const grace = gracePeriodSeconds('scorer');
+    const stopStarted = Date.now();
+    await compose(['stop', 'scorer']);
+    const stop = { seconds: secondsSince(stopStarted), gracePeriod: grace, exitCode: await exitCode(cli, scorer) };
+    figures.stop = stop;
+    if (stop.exitCode !== 0 || stop.seconds >= grace) throw new CheckFailed(`the scorer stopped with exit ${stop.exitCode} after ${stop.seconds} s, expected 0 within ${grace} s`);
+    pass(`stop (SIGTERM) ends the scorer within its grace period: ${JSON.stringify(stop)}`);
+
+    if (!values.keep) {
+      await withLoadgen(['down', '-v', '--remove-orphans']);
+      down = true;
+      figures.leftAfterDown = await leftovers(cli, PROJECT);
+      const left = figures.leftAfterDown as Awaited<ReturnType<typeof leftovers>>;
+      if (left.containers + left.networks + left.volumes > 0) throw new CheckFailed(`down left ${JSON.stringify(left)}`);
+      pass('down -v leaves no container, network or volume of the project');
+    }
   } catch (err) {
     failed = true;
     console.error(`compose-e2e: FAILED: ${err instanceof Error ? err.message : String(err)}`);
-    await run('docker', [...WITH_LOADGEN, 'ps', '-a'], { allowFail: true }).catch(() => undefined);
-    await run('docker', [...COMPOSE, 'logs', '--no-color', '--tail', '80', 'scorer'], { allowFail: true }).catch(() => undefined);
+    await withLoadgen(['ps'], { allowFail: true }).catch(() => undefined);
+    await compose(['logs', '--no-color', '--tail', '80', 'scorer'], { allowFail: true }).catch(() => undefined);
   } finally {
-    if (values.keep) console.log('compose-e2e: --keep: stack left running (`docker compose --profile load down -v` to remove it)');
-    else await run('docker', [...WITH_LOADGEN, 'down', '-v', '--remove-orphans'], { allowFail: true }).catch(() => undefined);
+    if (values.keep) console.log('compose-e2e: --keep: stack left running; the next `npm run test:compose` removes it first');
+    else if (!down) await withLoadgen(['down', '-v', '--remove-orphans'], { allowFail: true }).catch(() => undefined);
+    await pump?.stop();
+    await stopService();
   }
-  process.exit(failed ? 1 : 0);
+  figures.totalSeconds = secondsSince(started);
+  console.log(`compose-e2e: ${JSON.stringify(figures)}`);
+  console.log(`compose-e2e: ${failed ? 'FAILED' : 'PASSED'} in ${figures.totalSeconds} s (${engine} mode)`);
+  console.log(`compose-e2e: ${passed.length} passed, ${failed ? 1 : 0} failed`);
+  return failed ? 1 : 0;
 }
 
-await main();
+await main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`compose-e2e: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

@@ -6,16 +6,19 @@
  *
  * Brokers and registry come from KAFKA_BROKERS / SCHEMA_REGISTRY_URL, else from .stack/env.
  * --rate 0 means as fast as possible. Creates the topic (TOPIC_PARTITIONS, default 6) if missing.
+ * Exit codes: 0 done, 1 the broker or registry unreachable or refusing (one line saying which and
+ * why), 2 invalid arguments.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import '../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
+import { ScorerError } from '../src/errors.js';
+import { RegistryRest } from '../src/kafka/registry.js';
 import { numberOption } from './lib/cli-args.js';
-import { EventFactory, type ModelKind, POISON_KINDS, type OutMessage } from './lib/feature-events.js';
+import { EventFactory, type ModelKind, type OutMessage } from './lib/feature-events.js';
 import { stackEnv } from './lib/stack-env.js';
 
 export interface ProduceOptions {
@@ -40,18 +43,35 @@ export interface ProduceSummary {
   seconds: number;
 }
 
+/** A broker failure as one line naming KAFKA_BROKERS, instead of kafkajs's error chain. */
+function kafkaError(brokers: string, err: unknown): unknown {
+  // kafkajs errors are named KafkaJS*; the package's CommonJS error classes are not ESM named exports.
+  if (!(err instanceof Error) || !err.name.startsWith('KafkaJS')) return err;
+  let cause: unknown = err;
+  while ((cause as { cause?: unknown }).cause instanceof Error) cause = (cause as { cause: unknown }).cause;
+  return new ScorerError('KAFKA_UNAVAILABLE', `Kafka at ${brokers} (KAFKA_BROKERS) failed: ${(cause as Error).message}`, { cause: err });
+}
+
 export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> {
-  const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-loadgen', brokers: o.brokers.split(','), logLevel: logLevel.WARN });
-  const admin = kafka.admin();
-  await admin.connect();
-  if (!(await admin.listTopics()).includes(o.topic)) {
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: o.topic, numPartitions: o.partitions, replicationFactor: 1 }] });
-  }
-  await admin.disconnect();
-  const registry = new SchemaRegistry({ host: o.registryUrl });
+  // The registry first: a refused schema leaves no topic behind.
+  const registry = new RegistryRest({ url: o.registryUrl });
   const factory = await EventFactory.create(registry, o.topic, { model: o.model, seed: o.seed ?? Date.now() % 100000, variants: o.poison > 0 });
+  // A broker that is down fails within seconds (kafkajs's default retries take about half a minute).
+  const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-loadgen', brokers: o.brokers.split(','), logLevel: logLevel.NOTHING, connectionTimeout: 3_000, retry: { retries: 3 } });
+  const admin = kafka.admin();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
+  try {
+    await admin.connect();
+    if (!(await admin.listTopics()).includes(o.topic)) {
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: o.topic, numPartitions: o.partitions, replicationFactor: 1 }] });
+    }
+    await admin.disconnect();
+    await producer.connect();
+  } catch (err) {
+    await admin.disconnect().catch(() => undefined);
+    throw kafkaError(o.brokers, err);
+  }
+  const kinds = factory.poisonKinds;
   const started = Date.now();
   const summary: ProduceSummary = { sent: 0, poison: 0, poisonByKind: {}, seconds: 0 };
   const batchSize = o.rate > 0 ? Math.max(1, Math.min(1000, Math.round(o.rate / 20))) : 1000;
@@ -64,7 +84,7 @@ export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> 
       for (let j = 0; j < n; j++) {
         const i = summary.sent + j;
         if (poisonEvery > 0 && i % poisonEvery === poisonEvery - 1) {
-          const kind = POISON_KINDS[summary.poison % POISON_KINDS.length] as (typeof POISON_KINDS)[number];
+          const kind = kinds[summary.poison % kinds.length] as (typeof kinds)[number];
           summary.poison += 1;
           summary.poisonByKind[kind] = (summary.poisonByKind[kind] ?? 0) + 1;
           messages.push(factory.poison(kind, i));
@@ -72,7 +92,9 @@ export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> 
           messages.push(factory.good(i));
         }
       }
-      await producer.send({ topic: o.topic, messages, compression: CompressionTypes.None });
+      await producer.send({ topic: o.topic, messages, compression: CompressionTypes.None }).catch((err: unknown) => {
+        throw kafkaError(o.brokers, err);
+      });
       summary.sent += n;
       o.onProgress?.(summary.sent);
       if (o.rate > 0) {
@@ -115,6 +137,7 @@ async function cli(): Promise<void> {
   const env = stackEnv();
   const topic = values.topic ?? process.env.INPUT_TOPIC ?? (model === 'mlp' ? 'wide-features' : 'features');
   const count = num('count', values.count, 1, 1e9);
+  let progressed = false;
   const summary = await produceEvents({
     brokers: env.KAFKA_BROKERS,
     registryUrl: env.SCHEMA_REGISTRY_URL,
@@ -126,7 +149,14 @@ async function cli(): Promise<void> {
     partitions: num('partitions', values.partitions, 1, 10000),
     onProgress: (sent) => {
       if (sent % 10000 < 1000 || sent === count) process.stdout.write(`\rproduced ${sent}/${count}`);
+      progressed = true;
     },
+  }).catch((err: unknown) => {
+    // Unreachable or refusing broker/registry: one line saying which, not a stack trace. Anything else is a bug: let it show its stack.
+    if (!(err instanceof ScorerError)) throw err;
+    if (progressed) process.stdout.write('\n');
+    console.error(`produce: ${err.message}`);
+    process.exit(1);
   });
   process.stdout.write('\n');
   console.log(JSON.stringify({ topic, ...summary, eventsPerSecond: Math.round(summary.sent / summary.seconds) }));

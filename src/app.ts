@@ -2,17 +2,15 @@
  * The service: builds every stage from configuration, in dependency order, and returns once it
  * is consuming (ready); `stop` drains in the reverse order within a deadline (lifecycle.ts).
  *   http (liveness) -> model + warm-up -> output schema -> topics -> producers -> consumer -> lag
+ * With INFER_HTTP=true the HTTP port also answers Open Inference Protocol requests (serve/oip.ts).
  * Used by main.ts, the demo and the benchmark (which run it in-process), so it never exits the process.
  */
-import { readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import type avro from 'avsc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from './config.js';
 import { ScorerError, isTransient } from './errors.js';
-import { createGroupConsumer, createKafka, createSchemaRegistry } from './kafka/clients.js';
-import { registerOutputSchema } from './kafka/registry.js';
+import { createGroupConsumer, createKafka, createRegistryRest, createSchemaRegistry } from './kafka/clients.js';
+import { prepareOutputSchema } from './kafka/registry.js';
 import { ensureTopics } from './kafka/topics.js';
 import { Lifecycle } from './lifecycle.js';
 import { type LoadedModel, loadModel } from './model/manifest.js';
@@ -20,15 +18,15 @@ import { Health } from './ops/health.js';
 import { type HealthState, startHttpServer } from './ops/http.js';
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
-import { type Metrics, createMetrics } from './ops/metrics.js';
+import { type Metrics, createInferHttpMetrics, createMetrics, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
 import { ConsumeStage } from './stages/consume.js';
 import { RowDecoder } from './stages/decode/row-decoder.js';
 import { Encoder } from './stages/encode.js';
-import { CircuitBreaker } from './stages/infer/circuit.js';
-import { createRowScorer } from './stages/infer/infer.js';
 import { PartitionProducers } from './stages/produce.js';
-import { PACKAGE_ROOT, SCORER_VERSION } from './version.js';
+import { createOipHandler } from './serve/oip.js';
+import { readSchema, startEngine } from './serve/engine.js';
+import { SCORER_VERSION } from './version.js';
 
 export interface RunningScorer {
   metrics: Metrics;
@@ -42,58 +40,39 @@ export interface RunningScorer {
   crashed: Promise<unknown>;
 }
 
-function readSchema(path: string, what: string): avro.Schema {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as avro.Schema;
-  } catch (err) {
-    throw new ScorerError('CONFIG_INVALID', `MODEL_PATH: cannot read the ${what} schema ${path}: ${(err as Error).message}`);
-  }
-}
-
 export async function startScorer(config: Config, logger: Logger, { registry = new Registry() } = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
+  zeroCounters(metrics, config.topics.input);
   const health = new Health(metrics);
   const lifecycle = new Lifecycle(logger);
   const http = await startHttpServer({ port: config.http.port, host: config.http.host, registry, health: () => health.state(), logger: stageLogger(logger, 'http') });
   lifecycle.onStop('http', () => http.close());
   try {
-    // model: load, check against the reader schema, warm up with a real inference.
+    // model: load, check against the reader schema, warm up with a real inference (serve/engine.ts).
     const model = loadModel(config.model.path);
     const { manifest } = model;
     metrics.modelInfo.set({ name: manifest.name, version: manifest.version, sha256: model.sha256 }, 1);
-    const schemaPath = (p: string) => (isAbsolute(p) ? p : resolve(PACKAGE_ROOT, p));
-    const readerSchema = readSchema(schemaPath(manifest.eventSchema ?? 'schemas/feature-event.avsc'), 'input (reader)');
-    const circuit = new CircuitBreaker({
-      ...config.circuit,
-      onChange: (open) => {
-        metrics.circuitOpen.set(open ? 1 : 0);
-        logger.warn({ open }, open ? 'circuit opened: whole batches keep failing; consumption paused' : 'circuit closed');
-      },
-    });
-    const scorer = await createRowScorer({
-      model,
-      batch: config.batch,
-      infer: config.infer,
-      circuit,
-      hooks: {
-        onBatch: ({ rows, fillWaitMs, inferMs }) => {
-          metrics.batchSize.observe(rows);
-          metrics.batchFillWait.observe(fillWaitMs / 1000);
-          metrics.inferenceDuration.observe({ model: manifest.name }, inferMs / 1000);
-        },
-      },
-    });
+    const { readerSchema, circuit, scorer } = await startEngine({ config, model, metrics, logger });
     lifecycle.onStop('inference', () => scorer.close(config.infer.closeTimeoutMs));
-    await scorer.warmUp();
     health.pass('model');
     logger.info({ model: manifest.name, version: manifest.version, sha256: model.sha256, mode: config.infer.mode }, 'model loaded and warmed up');
+    if (config.inferHttp.enabled) {
+      // Requests share the stream's batcher and workers (serve/oip.ts); idle, it costs nothing.
+      const ready = (): boolean => ((c) => c.model === true && c.shuttingDown !== true && c.circuitOpen !== true)(health.state().checks);
+      http.mount(createOipHandler({ model, readerSchema, scorer, limits: config.inferHttp, ready, metrics: createInferHttpMetrics(registry), logger: stageLogger(logger, 'oip') }));
+    }
 
-    // registry: the output schema, registered under the topic-name strategy subject.
+    // registry: the output schema, registered under the topic-name strategy subject (or the id configured for it), read back.
     const schemaRegistry = createSchemaRegistry(config);
-    const outputSchema = readSchema(resolve(PACKAGE_ROOT, 'schemas/scored-event.avsc'), 'output');
-    const { subject, schemaId: outputSchemaId } = await registerOutputSchema(schemaRegistry, config.topics.output, outputSchema, logger);
+    const outputSchema = readSchema('schemas/scored-event.avsc', 'output');
+    const { subject, schemaId: outputSchemaId, source } = await prepareOutputSchema(createRegistryRest(config), {
+      outputTopic: config.topics.output,
+      schema: outputSchema,
+      ...(config.registry.outputSchemaId !== undefined && { schemaId: config.registry.outputSchemaId }),
+      logger,
+    });
     health.pass('registry');
-    logger.info({ subject, schemaId: outputSchemaId }, 'output schema registered');
+    logger.info({ subject, schemaId: outputSchemaId, source }, source === 'registered' ? 'output schema registered' : 'output schema id checked');
 
     // kafka: topics, producers, consumer.
     const kafka = createKafka(config, stageLogger(logger, 'kafka'));

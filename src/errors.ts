@@ -30,6 +30,7 @@ export const ErrorCodes = {
   MODEL_UNAVAILABLE: { kind: 'fatal', stage: 'infer', doc: 'the model cannot be loaded or its inference worker died' },
   BATCH_INFERENCE_FAILED: { kind: 'fatal', stage: 'infer', doc: 'whole batches fail repeatedly: the model, not a record, is broken' },
   CONFIG_INVALID: { kind: 'fatal', stage: 'config', doc: 'a configuration value is missing or invalid' },
+  REGISTRY_REJECTED: { kind: 'fatal', stage: 'config', doc: 'the schema registry refused a request (4xx: incompatible schema, unauthorised, forbidden, an id or subject the configuration names is not there): a setting or the registry must change' },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -55,9 +56,9 @@ export const isTransient = (err: unknown): err is ScorerError => err instanceof 
 /** A bug in our code, never to be hidden as a record error. */
 export const isBug = (err: unknown): boolean => err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
 
-/** Short text for logs and dead-letter headers: the message plus the first cause's message. */
+/** Short text for logs and dead-letter headers: the message plus the first cause's message (unless the message already says it). */
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : '';
   return `${err.message}${cause}`;
 }

@@ -4,7 +4,8 @@
  *   start: config -> http (liveness) -> model + warm-up -> registry -> topics -> producers -> consumer -> ready
  *   stop (SIGTERM/SIGINT): not ready -> stop fetching (the running chunk commits) -> close inference
  *        -> disconnect -> flush logs, within SHUTDOWN_TIMEOUT_MS; a second signal aborts at once.
- * Exit codes: 0 clean stop, 1 crash or drain timeout, 2 bad configuration (before connecting).
+ * Exit codes: 0 clean stop, 1 crash, drain timeout or a permanent start-up failure (e.g. the registry
+ * refused the output schema), 2 bad configuration (before connecting).
  */
 import { type Config, loadConfig, redactedConfig } from './config.js';
 import { ScorerError } from './errors.js';
@@ -28,14 +29,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   const logger = createLogger(config.logLevel);
   logger.info({ config: redactedConfig(config), version: SCORER_VERSION }, 'starting');
   const scorer = await startScorer(config, logger).catch(async (err: unknown) => {
-    if (err instanceof ScorerError && err.code === 'CONFIG_INVALID') {
-      logger.fatal({ code: err.code }, err.message);
-      await flushLogger(logger);
-      return EXIT.config;
-    }
-    logger.fatal({ err }, 'start-up failed');
+    // Our own errors carry a message that names the setting or subject and what to do: make it the log line (no stack: not a bug).
+    if (err instanceof ScorerError) logger.fatal({ code: err.code, ...(err.cause instanceof Error && { cause: err.cause.message }) }, err.message);
+    else logger.fatal({ err }, 'start-up failed');
     await flushLogger(logger);
-    return EXIT.crash;
+    return err instanceof ScorerError && err.code === 'CONFIG_INVALID' ? EXIT.config : EXIT.crash;
   });
   if (typeof scorer === 'number') return scorer;
 

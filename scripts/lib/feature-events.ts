@@ -6,14 +6,16 @@
  * Writer schemas are registered under their own subjects (`<topic>-value` for the reference
  * schema, `<topic>-<variant>-value` for evolved and poison ones): schema ids are global, and a
  * registry that enforces compatibility per subject (Confluent's default BACKWARD) would refuse an
- * incompatible schema under the topic's own subject.
+ * incompatible schema under the topic's own subject. Registration is the registry's plain REST
+ * call (src/kafka/registry.ts): the registry judges compatibility at whatever level the subject
+ * has, and no configuration is ever written.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
+import { type RegistryRest, registerSchema } from '../../src/kafka/registry.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -50,6 +52,23 @@ export const EXPECTED_CODE: Record<PoisonKind, string> = {
 export type ModelKind = 'churn' | 'mlp';
 export const MODEL_PATHS: Record<ModelKind, string> = { churn: resolve(ROOT, 'models/churn.onnx'), mlp: resolve(ROOT, 'models/mlp.onnx') };
 const SCHEMA_FILES: Record<ModelKind, string> = { churn: 'schemas/feature-event.avsc', mlp: 'schemas/wide-feature-event.avsc' };
+
+/**
+ * The feature each field-level poison kind spoils, per model. A kind missing here cannot be
+ * written in that model's schema: the wide schema has no nullable feature, so a record with a
+ * missing or null feature is not expressible there (dropping a field without a default is the
+ * incompatible-schema kind).
+ */
+const POISON_FIELDS: Record<ModelKind, Partial<Record<PoisonKind, string>>> = {
+  churn: { 'incompatible-schema': 'tenure_months', 'wrong-type': 'sessions_30d', 'missing-feature': 'nps_score', 'null-feature': 'avg_session_minutes', 'nan-feature': 'monthly_charges', 'inf-feature': 'data_usage_gb' },
+  mlp: { 'incompatible-schema': 'f000', 'wrong-type': 'f001', 'nan-feature': 'f002', 'inf-feature': 'f003' },
+};
+const FIELD_KINDS: readonly PoisonKind[] = ['incompatible-schema', 'wrong-type', 'missing-feature', 'null-feature', 'nan-feature', 'inf-feature'];
+
+/** The poison kinds a model's schema can carry, in POISON_KINDS order. */
+export function poisonKindsFor(model: ModelKind): PoisonKind[] {
+  return POISON_KINDS.filter((k) => !FIELD_KINDS.includes(k) || POISON_FIELDS[model][k] !== undefined);
+}
 
 interface FieldDef {
   name: string;
@@ -122,19 +141,41 @@ export class EventFactory {
     this.#random = rng(seed);
   }
 
-  /** Registers the reference schema under `<topic>-value` (and, with poison, the variant schemas). */
-  static async create(registry: SchemaRegistry, topic: string, { model = 'churn' as ModelKind, seed = 1, variants = true } = {}): Promise<EventFactory> {
+  /**
+   * Registers the reference schema under `<topic>-value` (and, with variants, the evolved and
+   * poison writer schemas). Throws REGISTRY_UNAVAILABLE (after a few quick retries) or
+   * REGISTRY_REJECTED with a message naming the subject and its compatibility.
+   */
+  static async create(registry: RegistryRest, topic: string, { model = 'churn' as ModelKind, seed = 1, variants = true } = {}): Promise<EventFactory> {
     const f = new EventFactory(model, seed);
     await f.#register(registry, 'reference', `${topic}-value`, f.schema);
-    if (variants && model === 'churn') {
+    if (variants) {
       for (const [name, schema] of Object.entries(f.#variantSchemas())) await f.#register(registry, name, `${topic}-${name}-value`, schema);
     }
     return f;
   }
 
-  async #register(registry: SchemaRegistry, name: string, subject: string, schema: RecordSchema): Promise<void> {
-    const { id } = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject });
+  /** Events only (no registry): for feature files (scripts/lib/feature-files.ts); encode() needs create(). */
+  static offline({ model = 'churn' as ModelKind, seed = 1 } = {}): EventFactory {
+    return new EventFactory(model, seed);
+  }
+
+  async #register(registry: RegistryRest, name: string, subject: string, schema: RecordSchema): Promise<void> {
+    const advice = `Produce to another topic (--topic), or register a compatible schema there.`;
+    const id = await registerSchema(registry, subject, schema as avro.Schema, { advice, retry: { attempts: 3 } });
     this.#ids.set(name, { id, type: avro.Type.forSchema(schema as avro.Schema) });
+  }
+
+  /** The poison kinds this model's schema can carry. */
+  get poisonKinds(): PoisonKind[] {
+    return poisonKindsFor(this.model);
+  }
+
+  /** The feature a field-level poison kind spoils in this model's schema. */
+  #field(kind: PoisonKind): string {
+    const name = POISON_FIELDS[this.model][kind];
+    if (name === undefined) throw new Error(`poison kind ${kind} cannot be written in the ${this.model} schema (see poisonKinds)`);
+    return name;
   }
 
   /** Writer schemas that differ from the reader's, each testing one resolution rule. */
@@ -148,24 +189,30 @@ export class EventFactory {
       ],
     });
     const retype = (fields: FieldDef[], name: string, type: unknown) => fields.map((f) => (f.name === name ? { name, type } : f));
-    return {
+    const spoiled = POISON_FIELDS[this.model];
+    const out: Record<string, RecordSchema> = {};
+    if (this.model === 'churn') {
       // Compatible evolution: a new field, a field dropped that the reader defaults, int/long/float widened to double.
-      evolved: withFeatures(
+      out.evolved = withFeatures(
         (fields) => retype(retype(fields.filter((f) => f.name !== 'discount_pct'), 'total_charges', 'long'), 'data_usage_gb', 'float').concat([{ name: 'loyalty_tier', type: 'string', default: 'none' }]),
         [{ name: 'channel', type: 'string', default: 'web' }],
-      ),
-      // The reader needs tenure_months and has no default for it.
-      incompatible: withFeatures((fields) => fields.filter((f) => f.name !== 'tenure_months')),
-      // sessions_30d as a string cannot be read as an int.
-      wrongtype: withFeatures((fields) => retype(fields, 'sessions_30d', 'string')),
-      // nps_score absent: resolves to the reader's default null, which the model cannot use.
-      missing: withFeatures((fields) => fields.filter((f) => f.name !== 'nps_score')),
-    };
+      );
+    }
+    const incompatible = spoiled['incompatible-schema'];
+    const wrongType = spoiled['wrong-type'];
+    const missing = spoiled['missing-feature'];
+    // The reader needs this feature and has no default for it.
+    if (incompatible !== undefined) out.incompatible = withFeatures((fields) => fields.filter((f) => f.name !== incompatible));
+    // A number written as a string cannot be read as a number.
+    if (wrongType !== undefined) out.wrongtype = withFeatures((fields) => retype(fields, wrongType, 'string'));
+    // Absent: resolves to the reader's default null, which the model cannot use.
+    if (missing !== undefined) out.missing = withFeatures((fields) => fields.filter((f) => f.name !== missing));
+    return out;
   }
 
   #id(name: string): { id: number; type: avro.Type } {
     const entry = this.#ids.get(name);
-    if (entry === undefined) throw new Error(`schema variant ${name} not registered (EventFactory.create with variants)`);
+    if (entry === undefined) throw new Error(`schema variant ${name} not registered (EventFactory.create with variants${name === 'evolved' ? ', churn model' : ''})`);
     return entry;
   }
 
@@ -225,22 +272,24 @@ export class EventFactory {
         return { key, value: Buffer.concat([good.subarray(0, 5), Buffer.from([0x85, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x13])]) };
       case 'incompatible-schema': {
         const f = { ...features };
-        delete f.tenure_months;
+        delete f[this.#field(kind)];
         return { key, value: this.encode('incompatible', { ...e, features: f }) };
       }
-      case 'wrong-type':
-        return { key, value: this.encode('wrongtype', { ...e, features: { ...features, sessions_30d: String(features.sessions_30d) } }) };
+      case 'wrong-type': {
+        const name = this.#field(kind);
+        return { key, value: this.encode('wrongtype', { ...e, features: { ...features, [name]: String(features[name]) } }) };
+      }
       case 'missing-feature': {
         const f = { ...features };
-        delete f.nps_score;
+        delete f[this.#field(kind)];
         return { key, value: this.encode('missing', { ...e, features: f }) };
       }
       case 'null-feature':
-        return { key, value: this.encode('reference', { ...e, features: { ...features, avg_session_minutes: null } }) };
+        return { key, value: this.encode('reference', { ...e, features: { ...features, [this.#field(kind)]: null } }) };
       case 'nan-feature':
-        return { key, value: this.encode('reference', { ...e, features: { ...features, monthly_charges: Number.NaN } }) };
+        return { key, value: this.encode('reference', { ...e, features: { ...features, [this.#field(kind)]: Number.NaN } }) };
       case 'inf-feature':
-        return { key, value: this.encode('reference', { ...e, features: { ...features, data_usage_gb: Number.POSITIVE_INFINITY } }) };
+        return { key, value: this.encode('reference', { ...e, features: { ...features, [this.#field(kind)]: Number.POSITIVE_INFINITY } }) };
     }
   }
 

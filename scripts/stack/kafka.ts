@@ -143,8 +143,10 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string,
       if (!existsSync(join(dataDir, 'meta.properties'))) {
         // KRaft storage must be formatted once with a cluster id before the first start; with
         // static voters (controller.quorum.voters) both lines take the same arguments. The nodes
-        // of a cluster share the id (kept beside them), so a node formatted later still joins.
-        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', '-t', sharedClusterId(clusterDir, node.count), '-c', configFile], {
+        // of a cluster share the id (kept beside them), so a node formatted later still joins. The
+        // id is attached with '=': one in 64 starts with '-', which `-t <id>` took for an option.
+        mkdirSync(dataDir, { recursive: true });
+        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', `--cluster-id=${sharedClusterId(clusterDir, node.count)}`, '-c', configFile], {
           cwd: dir,
           what: `Kafka ${version} storage format (${brokerName(node)})`,
           hint: `remove ${dataDir} and retry.`,

@@ -181,9 +181,10 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
   }
 
   const info: StackInfo = { kafkaBrokers: ctx.brokers.map((b) => b.url).join(','), schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started };
-  writeFileSync(join(ctx.root, 'env'), `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
+  const envFile = join(ctx.root, 'env');
+  writeFileSync(envFile, `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
   const kafkaIdentity = opts.brokers === 1 ? (ctx.brokers[0] as Component).identity : `Apache Kafka ${opts.kafkaVersion}, ${opts.brokers} nodes`;
-  say(`stack: ready (${kafkaIdentity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${join(ctx.root, 'env')}: \`source ${relative(process.cwd(), join(ctx.root, 'env'))}\`)`);
+  say(`stack: ready (${kafkaIdentity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${envFile}: \`source ${relative(process.cwd(), envFile).startsWith('..') ? envFile : relative(process.cwd(), envFile)}\`)`);
   return info;
 }
 

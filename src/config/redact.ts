@@ -25,6 +25,7 @@ export function redactedConfig(c: Config): Record<string, unknown> {
       url: maskUrl(c.registry.url),
       auth: c.registry.auth && { username: c.registry.auth.username, password: REDACTED },
       ca: pem(c.registry.ca),
+      outputSchemaId: c.registry.outputSchemaId,
     },
   };
 }

@@ -10,6 +10,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { type Consumer, Kafka, type KafkaConfig, type SASLOptions, logLevel as kafkaLogLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { RegistryRest } from './registry.js';
 
 // kafkajs warns about its v2 partitioner change on every producer; we set keys, not partitions.
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -78,4 +79,10 @@ export function createGroupConsumer(kafka: Kafka, config: Config): Consumer {
     // kafkajs restarts the consumer on retriable failures; a crash it cannot recover from ends the process.
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 30_000 },
   });
+}
+
+/** Plain REST calls to the registry (registration, checks), with the same credentials and CA as the client. */
+export function createRegistryRest(config: Config): RegistryRest {
+  const { registry } = config;
+  return new RegistryRest({ url: registry.url, timeoutMs: registry.timeoutMs, ...(registry.auth && { auth: registry.auth }), ...(registry.ca && { ca: registry.ca.pem }) });
 }

@@ -14,7 +14,11 @@
  * transactional producers at once; a Java read_committed consumer of the same topic showed every
  * key exactly once, so the broker side was right and only the kafkajs reader was wrong.
  */
-import { createRequire } from 'node:module';
+import { replaceKafkajsModule } from './kafkajs-patch.js';
+// Further kafkajs patches for speed, each pinned and tested the same way.
+import './kafkajs-murmur2.js';
+import './kafkajs-produce.js';
+import './kafkajs-fetch.js';
 
 interface FetchedMessage {
   offset: string;
@@ -70,25 +74,5 @@ export function groupMessagesPerPartition({ topic, partitionMetadata, messages, 
   return result;
 }
 
-const require = createRequire(import.meta.url);
-const version = (require('kafkajs/package.json') as { version: string }).version;
-if (version !== '2.2.4') {
-  throw new Error(`src/kafka/kafkajs-fix.ts patches kafkajs 2.2.4 internals, but kafkajs ${version} is installed: check whether the bug is fixed there and update or remove the patch`);
-}
-
-/** Puts `replacement` in the module cache under kafkajs's file, before the file that captures it loads. */
-function replace(file: string, capturedBy: string, replacement: unknown): void {
-  const target = require.resolve(`kafkajs/src/${file}`);
-  const dependent = require.resolve(`kafkajs/src/${capturedBy}`);
-  if (require.cache[dependent] !== undefined && require.cache[target]?.exports !== replacement) {
-    // kafkajs captured the original already; running on would silently use it.
-    throw new Error('kafkajs-fix must be imported before kafkajs (see src/kafka/kafkajs-fix.ts)');
-  }
-  require(target);
-  const cached = require.cache[target];
-  if (cached === undefined) throw new Error(`kafkajs-fix: ${target} did not load`);
-  cached.exports = replacement;
-}
-
-replace('consumer/filterAbortedMessages.js', 'consumer/batch.js', filterAbortedMessages);
-replace('producer/groupMessagesPerPartition.js', 'producer/sendMessages.js', groupMessagesPerPartition);
+replaceKafkajsModule('consumer/filterAbortedMessages.js', ['consumer/batch.js'], filterAbortedMessages);
+replaceKafkajsModule('producer/groupMessagesPerPartition.js', ['producer/sendMessages.js'], groupMessagesPerPartition);

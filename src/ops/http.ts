@@ -1,6 +1,8 @@
 /**
  * The operational HTTP endpoint (node:http only): GET /metrics for Prometheus, GET /healthz for
- * the liveness probe, GET /readyz for the readiness probe. Nothing else is served.
+ * the liveness probe, GET /readyz for the readiness probe, GET /models (which versions serve)
+ * when given a provider. Other paths go to mounted handlers (the Open Inference Protocol
+ * endpoint, src/serve/oip.ts, when INFER_HTTP=true), else 404.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,12 +25,19 @@ export interface HttpServerOptions {
   host: string;
   registry: Registry;
   health: () => HealthState;
+  /** GET /models (the model set's snapshot, model-set.ts); absent: no such route. */
+  models?: () => unknown;
   logger: Logger;
 }
+
+/** A mounted route: answers the request and resolves true, or resolves false to pass it on. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 
 export interface HttpServer {
   /** The port actually bound. */
   readonly port: number;
+  /** Adds routes asked after /metrics, /healthz and /readyz. */
+  mount(handler: RouteHandler): void;
   /** Stops accepting connections and resolves once open ones are closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -42,6 +51,7 @@ const reasonsOf = (checks: Record<string, boolean | string>): string[] =>
 class ProbeServer implements HttpServer {
   readonly #server: Server;
   readonly #opts: HttpServerOptions;
+  readonly #routes: RouteHandler[] = [];
   #closed: Promise<void> | undefined;
   #port = 0;
 
@@ -74,6 +84,10 @@ class ProbeServer implements HttpServer {
     });
   }
 
+  mount(handler: RouteHandler): void {
+    this.#routes.push(handler);
+  }
+
   close(): Promise<void> {
     this.#closed ??= new Promise((resolve, reject) => {
       this.#server.close((err) => (err ? reject(err) : resolve()));
@@ -85,12 +99,18 @@ class ProbeServer implements HttpServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+    const { models } = this.#opts;
+    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz' && !(path === '/models' && models !== undefined)) {
+      for (const route of this.#routes) if (await route(req, res, path)) return;
       res.writeHead(404, JSON_HEADERS).end(JSON.stringify({ status: 'not found' }));
       return;
     }
     if (req.method !== 'GET') {
       res.writeHead(405, { ...JSON_HEADERS, allow: 'GET' }).end(JSON.stringify({ status: 'method not allowed' }));
+      return;
+    }
+    if (path === '/models' && models !== undefined) {
+      res.writeHead(200, JSON_HEADERS).end(JSON.stringify(models()));
       return;
     }
     if (path === '/metrics') {

@@ -8,10 +8,12 @@
  * for all partitions; Prometheus queries should take max() by partition, not sum(), across pods.
  * kafkajs reads end offsets as the high watermark; with a transactional input topic the last
  * record of a partition is a commit marker, so an idle partition can show lag 1 (DESIGN.md).
+ * Each poll also feeds the partition's lag status (src/ops/lag-status.ts: OK/WARN/STALL/STOP/ERR).
  */
 import type { Admin } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { PartitionProgress } from '../stages/consume.js';
+import { LAG_STATUSES, LagStatusTracker, ownedPartitions } from './lag-status.js';
 import type { Metrics } from './metrics.js';
 
 export interface LagSample {
@@ -30,6 +32,7 @@ export class LagPoller {
   #timer: NodeJS.Timeout | undefined;
   #loop = 0;
   #last: LagSample[] = [];
+  readonly #status = new LagStatusTracker();
 
   constructor(opts: { admin: Admin; groupId: string; topic: string; metrics: Metrics; logger: Logger; progress: (partition: number) => PartitionProgress | undefined }) {
     this.#admin = opts.admin;
@@ -65,10 +68,13 @@ export class LagPoller {
   }
 
   async poll(now = Date.now()): Promise<LagSample[]> {
-    const [ends, committed] = await Promise.all([
+    const [ends, committed, described] = await Promise.all([
       this.#admin.fetchTopicOffsets(this.#topic),
       this.#admin.fetchOffsets({ groupId: this.#groupId, topics: [this.#topic] }),
+      // Who holds each partition: tells STOP (nobody consumes it) from STALL (held, not moving).
+      this.#admin.describeGroups([this.#groupId]),
     ]);
+    const owned = ownedPartitions(described.groups[0], this.#topic);
     const committedBy = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
     const group = this.#groupId;
     const topic = this.#topic;
@@ -82,6 +88,8 @@ export class LagPoller {
       sum += lag;
       this.#metrics.consumerGroupLag.set({ group, topic, partition: String(partition) }, lag);
       this.#metrics.consumerGroupLagSeconds.set({ group, topic, partition: String(partition) }, seconds);
+      const status = this.#status.observe(partition, { committed: c, low: BigInt(low), high: BigInt(high), lag, owned: owned.has(partition) });
+      for (const s of LAG_STATUSES) this.#metrics.consumerGroupLagStatus.set({ group, topic, partition: String(partition), status: s }, s === status ? 1 : 0);
       return { partition, lag, seconds };
     });
     this.#metrics.consumerGroupLagSum.set({ group, topic }, sum);

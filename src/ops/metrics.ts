@@ -4,6 +4,7 @@
  * the kafka_consumergroup_* names kafka_exporter made standard, so existing dashboards chart it.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
+import { ErrorCodes } from '../errors.js';
 
 // 1, 2, 4, ... 8192 rows: BATCH_MAX_SIZE is usually a power of two.
 const ROW_BUCKETS = exponentialBuckets(1, 2, 14);
@@ -24,6 +25,8 @@ export function createMetrics(registry: Registry = new Registry()) {
     consumerGroupLagSum: new Gauge({ name: 'kafka_consumergroup_lag_sum', help: 'Messages the consumer group is behind, summed over partitions.', labelNames: ['group', 'topic'] as const, registers: r }),
     /** gauge, seconds: now - timestamp of the first record of the oldest fetched batch not yet committed; 0 when caught up. */
     consumerGroupLagSeconds: new Gauge({ name: 'kafka_consumergroup_lag_seconds', help: 'Age of the oldest unscored event, per partition (0 when caught up).', labelNames: ['group', 'topic', 'partition'] as const, registers: r }),
+    /** gauge, 0/1 state set: the partition's lag status (OK, WARN, STALL, STOP, ERR; src/ops/lag-status.ts), 1 for the current one. */
+    consumerGroupLagStatus: new Gauge({ name: 'kafka_consumergroup_lag_status', help: 'Lag status per partition (Burrow rules): 1 for the current status, 0 for the others.', labelNames: ['group', 'topic', 'partition', 'status'] as const, registers: r }),
     /** gauge, messages: high watermark - our fetch position, from each fetched batch (no broker round trip). */
     fetchLag: new Gauge({ name: 'scorer_fetch_lag', help: 'High watermark minus the fetch position, per partition, as of the last fetched batch.', labelNames: ['topic', 'partition'] as const, registers: r }),
     /** counter, records: input records handed to the pipeline (including ones later dead-lettered). */
@@ -56,9 +59,54 @@ export function createMetrics(registry: Registry = new Registry()) {
     circuitOpen: new Gauge({ name: 'scorer_circuit_open', help: '1 while the inference circuit breaker is open.', registers: r }),
     /** gauge, 0/1: the /readyz answer. */
     ready: new Gauge({ name: 'scorer_ready', help: '1 when the scorer is ready (what /readyz answers).', registers: r }),
+    // Model rollout (src/model/model-set.ts). Alert rules use these names: never rename them.
+    /** counter, changes: deployment changes (MODEL_DEPLOYMENT edits, SIGHUP) applied whole or refused whole (the current deployment kept), by result applied|refused. */
+    deploymentChanges: new Counter({ name: 'scorer_deployment_changes_total', help: 'Deployment changes, by result (applied, refused: the current deployment kept scoring).', labelNames: ['result'] as const, registers: r }),
+    /** counter, rollbacks: canaries the guard rolled back (traffic to 0), by canary version. */
+    canaryRollbacks: new Counter({ name: 'scorer_canary_rollbacks_total', help: 'Automatic canary rollbacks, by canary version.', labelNames: ['version'] as const, registers: r }),
+    /** gauge, ratio 0..1: share of keys the canary scores now (0 without a canary or after a rollback). */
+    canaryTrafficRatio: new Gauge({ name: 'scorer_canary_traffic_ratio', help: 'Share of keys routed to the canary version (0..1).', registers: r }),
+    /** gauge, 0/1 per state: the canary guard's state, 1 for the current one (none, unguarded, observing, healthy, rolled_back, promoted). */
+    canaryGuardState: new Gauge({ name: 'scorer_canary_guard_state', help: 'Canary guard state: 1 for the current state, 0 for the others.', labelNames: ['state'] as const, registers: r }),
+    /** gauge, versions: model versions loaded and warmed up (stable, canary, shadow; old ones until their last chunk is done). */
+    modelVersionsLoaded: new Gauge({ name: 'scorer_model_versions_loaded', help: 'Model versions loaded (sessions open).', registers: r }),
     /** counter, retries: transient failures retried, by stage and ScorerError code. */
     retries: new Counter({ name: 'scorer_retries_total', help: 'Transient failures retried, by stage and error code.', labelNames: ['stage', 'code'] as const, registers: r }),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Starts the counters that alert rules take increase() of at 0, per label set known up front. A
+ * labelled counter appears only on its first increment, and increase() cannot see that first step
+ * (a series that starts at 1 has not increased), so the first dead letter of a code, the first
+ * aborted transaction or retry would never alert, and their panels would say "No data".
+ */
+export function zeroCounters(metrics: Metrics, inputTopic: string): void {
+  for (const [code, { kind, stage }] of Object.entries(ErrorCodes)) {
+    if (kind === 'permanent') metrics.recordsDeadLettered.inc({ topic: inputTopic, code }, 0);
+    if (kind === 'transient') metrics.retries.inc({ stage, code }, 0);
+  }
+  for (const result of ['committed', 'aborted']) metrics.transactions.inc({ result }, 0);
+}
+
+/**
+ * The Open Inference Protocol endpoint's own metrics (src/serve/oip.ts), registered only when
+ * INFER_HTTP=true. Its rows also show in the shared scorer_batch_* and inference histograms.
+ */
+export function createInferHttpMetrics(registry: Registry) {
+  const r = [registry];
+  return {
+    /** counter, requests: infer requests answered, by HTTP status (200, 400, 404, 413, 503, 504, ...). */
+    requests: new Counter({ name: 'scorer_infer_http_requests_total', help: 'Open Inference Protocol infer requests, by HTTP status.', labelNames: ['model', 'status'] as const, registers: r }),
+    /** histogram, seconds: body received -> response written, for answered infer requests. */
+    duration: new Histogram({ name: 'scorer_infer_http_request_duration_seconds', help: 'Duration of one infer request (parse, batch, infer, answer).', labelNames: ['model'] as const, buckets: FAST_SECONDS, registers: r }),
+    /** counter, rows: rows scored for infer requests. */
+    rows: new Counter({ name: 'scorer_infer_http_rows_total', help: 'Rows scored for infer requests.', labelNames: ['model'] as const, registers: r }),
+    /** gauge, rows: rows of infer requests accepted and not yet answered by the model (bounded by INFER_HTTP_MAX_QUEUED_ROWS). */
+    queuedRows: new Gauge({ name: 'scorer_infer_http_queued_rows', help: 'Rows of infer requests waiting for the model.', registers: r }),
+  };
+}
+
+export type InferHttpMetrics = ReturnType<typeof createInferHttpMetrics>;

@@ -164,7 +164,8 @@ export class ConsumeStage {
         const messages = pending.slice(start, start + chunkMax);
         this.#opts.metrics.recordsConsumed.inc({ topic }, messages.length);
         if (!this.#pendingSince.has(partition)) this.#pendingSince.set(partition, Number(messages[0]?.timestamp));
-        await this.#admit(messages.length, heartbeat);
+        // Stopping while held at the gate: leave the chunk uncommitted (the next owner reads it) rather than drain it too.
+        if (!(await this.#admit(messages.length, heartbeat))) return;
         let result: ChunkResult;
         try {
           result = await this.#opts.handler.process({ topic, partition, messages });
@@ -194,9 +195,10 @@ export class ConsumeStage {
    * (heartbeating) until they fall to the low-water mark. Every partition's handler waits here, so
    * the next fetch — which kafkajs issues only when all handlers returned — waits too: memory is
    * bounded by in-flight rows plus one fetch. A chunk is always admitted when nothing is in flight,
-   * so a chunk larger than the mark cannot wait forever.
+   * so a chunk larger than the mark cannot wait forever. Returns false (not admitted) once the
+   * stage is stopping: shutdown drains what is in flight, not what waits behind it.
    */
-  async #admit(rows: number, heartbeat: () => Promise<void>): Promise<void> {
+  async #admit(rows: number, heartbeat: () => Promise<void>): Promise<boolean> {
     const gate = this.#opts.inFlight;
     while (this.#inFlight > 0 && this.#inFlight + rows > gate.max && this.#state === 'running') {
       this.#log.debug({ inFlight: this.#inFlight, rows }, 'backpressure: holding a chunk');
@@ -210,8 +212,10 @@ export class ConsumeStage {
       });
       await heartbeat();
     }
+    if (this.#state !== 'running') return false;
     this.#inFlight += rows;
     this.#opts.metrics.inFlightRows.set(this.#inFlight);
+    return true;
   }
 
   #release(rows: number): void {

@@ -24,6 +24,8 @@ export interface ChunkCommit {
   outputs: { topic: string; messages: Message[] }[];
   /** Offset of the next record to read (last processed + 1). */
   nextOffset: bigint;
+  /** Committed with the offset (a backfill keeps its range there: src/serve/backfill/plan.ts). */
+  metadata?: string;
 }
 
 /**
@@ -194,7 +196,7 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     }
   }
 
-  async commit({ partition, outputs, nextOffset }: ChunkCommit): Promise<void> {
+  async commit({ partition, outputs, nextOffset, metadata }: ChunkCommit): Promise<void> {
     const producer = this.#producers.get(partition);
     if (producer === undefined) throw new ScorerError('PRODUCER_FENCED', `no producer for partition ${partition} (not acquired or dropped)`);
     const tx = await producer.transaction().catch((err: unknown) => {
@@ -202,7 +204,7 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     });
     try {
       for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
-      await tx.sendOffsets({ consumerGroupId: this.#opts.groupId, topics: [{ topic: this.#opts.inputTopic, partitions: [{ partition, offset: nextOffset.toString() }] }] });
+      await tx.sendOffsets({ consumerGroupId: this.#opts.groupId, topics: [{ topic: this.#opts.inputTopic, partitions: [{ partition, offset: nextOffset.toString(), ...(metadata !== undefined && { metadata }) }] }] });
       await tx.commit();
       this.#opts.onTransaction('committed');
     } catch (err) {

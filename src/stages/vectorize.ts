@@ -6,7 +6,7 @@
  */
 import type avro from 'avsc';
 import { ScorerError } from '../errors.js';
-import type { Manifest } from '../model/manifest.js';
+import type { Manifest, ModelSource } from '../model/manifest.js';
 import { FLOAT32_MAX } from './decode/wire.js';
 
 /** What a scored event carries over from its input event. */
@@ -29,23 +29,26 @@ export class Vectorizer {
     return this.#fields;
   }
 
-  /** Checks once that every manifest feature exists in the reader schema's `features` record with a numeric or boolean type. */
-  constructor(manifest: Manifest, readerType: avro.Type) {
+  /**
+   * Checks once that every manifest feature exists in the reader schema's `features` record with
+   * a numeric or boolean type (CONFIG_INVALID naming `source`, the variable that chose the model).
+   */
+  constructor(manifest: Manifest, readerType: avro.Type, source: ModelSource = 'MODEL_PATH') {
     this.#fields = manifest.features;
     this.width = manifest.features.length;
     const schema = readerType.schema() as { fields?: { name: string; type: unknown }[] };
     const featuresField = schema.fields?.find((f) => f.name === 'features');
     const record = featuresField?.type as { fields?: { name: string; type: unknown }[] } | undefined;
     if (record?.fields === undefined) {
-      throw new ScorerError('CONFIG_INVALID', `MODEL_PATH: the reader schema has no 'features' record for model ${manifest.name}`);
+      throw new ScorerError('CONFIG_INVALID', `${source}: the reader schema has no 'features' record for model ${manifest.name}`);
     }
     const known = new Map(record.fields.map((f) => [f.name, f.type]));
     for (const name of this.#fields) {
       const type = known.get(name);
-      if (type === undefined) throw new ScorerError('CONFIG_INVALID', `MODEL_PATH: model ${manifest.name} reads features.${name}, which the reader schema does not have`);
+      if (type === undefined) throw new ScorerError('CONFIG_INVALID', `${source}: model ${manifest.name} reads features.${name}, which the reader schema does not have`);
       const branches = (Array.isArray(type) ? type : [type]).map((t) => (typeof t === 'object' && t !== null ? (t as { type: string }).type : t));
       if (!branches.every((t) => ['null', 'int', 'long', 'float', 'double', 'boolean'].includes(String(t)))) {
-        throw new ScorerError('CONFIG_INVALID', `MODEL_PATH: features.${name} has type ${JSON.stringify(type)}; only numbers and booleans can be model inputs`);
+        throw new ScorerError('CONFIG_INVALID', `${source}: features.${name} has type ${JSON.stringify(type)}; only numbers and booleans can be model inputs`);
       }
     }
   }

@@ -10,7 +10,7 @@
  * the load balancer), the lag metrics come back to 0, and the longest stall is printed (README
  * "Failover"; a measurement, not an assertion: speed is for benchmarks).
  */
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';
 import { EventFactory } from '../../scripts/lib/feature-events.js';
 import { createTopics, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
@@ -32,7 +32,7 @@ async function setup(name: string) {
     { topic: t.output, numPartitions: PARTITIONS, ...REPLICATED },
     { topic: t.dlq, numPartitions: 2, ...REPLICATED },
   ]);
-  const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 5 });
+  const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 5 });
   const env = { INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group, BATCH_MAX_SIZE: '256' };
   return { t, factory, env, topics: [t.input, t.output, t.dlq] };
 }

@@ -5,8 +5,9 @@
 import '../../src/kafka/kafkajs-fix.js';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Admin, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import { type Admin, Kafka, type KafkaMessage, type Message, logLevel } from 'kafkajs';
 import { afterAll, inject } from 'vitest';
+import { drainTopic as drainTopicWith } from '../../scripts/lib/drain-topic.js';
 
 export function randomName(prefix: string): string {
   return `${prefix}-${randomBytes(5).toString('hex')}`;
@@ -41,6 +42,14 @@ export interface TestTopic {
   /** Default 1; the cluster tests replicate 3 times with min.insync.replicas 2 (configEntries). */
   replicationFactor?: number;
   configEntries?: { name: string; value: string }[];
+}
+
+/** Writes the messages with an idempotent producer, in sends of at most 1000. */
+export async function produce(topic: string, messages: Message[]): Promise<void> {
+  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic, messages: messages.slice(i, i + 1000) });
+  await producer.disconnect();
 }
 
 /** Creates topics (explicitly: the broker does not auto-create) and deletes them after the file's tests. */
@@ -82,41 +91,12 @@ export async function readTopic(topic: string, count: number, { readUncommitted 
   }
 }
 
-const END_MARKER = '__end_of_test_stream__';
-
 /**
  * Reads every record of a topic that is visible to a read_committed reader. Call it once no
- * writer is active: it appends a plain (non-transactional) marker to every partition and reads
- * until each marker arrived, so nothing written before can still be on its way — no sleeping.
+ * writer is active (scripts/lib/drain-topic.ts: end markers, no sleeping).
  */
 export async function drainTopic(topic: string, timeoutMs = 120_000): Promise<ReadMessage[]> {
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const partitions = (await admin.fetchTopicOffsets(topic)).map((p) => p.partition);
-  await admin.disconnect();
-  const producer = kafka.producer();
-  await producer.connect();
-  await producer.send({ topic, messages: partitions.map((partition) => ({ partition, key: END_MARKER, value: END_MARKER })) });
-  await producer.disconnect();
-
-  const consumer = kafka.consumer({ groupId: randomName('drain'), maxWaitTimeInMs: 200 });
-  const got: ReadMessage[] = [];
-  const ended = new Set<number>();
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        if (message.key?.toString() === END_MARKER) ended.add(partition);
-        else got.push({ ...message, topic, partition });
-      },
-    });
-    await waitFor(`end markers on all ${partitions.length} partitions of ${topic}`, () => ended.size === partitions.length, timeoutMs);
-    return got;
-  } finally {
-    await consumer.disconnect();
-  }
+  return drainTopicWith(testKafka(), topic, { timeoutMs, groupId: randomName('drain') });
 }
 
 /** Resolves when the group has committed the end offset of every partition of the topic (all input processed). */

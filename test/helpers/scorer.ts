@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { afterAll, inject } from 'vitest';
+import { inject, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { type RunningScorer, startScorer } from '../../src/app.js';
@@ -32,11 +32,14 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
   };
 }
 
-/** Starts an in-process scorer; stopped after the file's tests unless stopped before. */
+/**
+ * Starts an in-process scorer; stopped when the calling test ends, passed or failed, unless stopped
+ * before. (onTestFinished, not afterAll: an afterAll registered inside a running test never runs.)
+ */
 export async function startTestScorer(overrides: Record<string, string>): Promise<RunningScorer> {
   const config = loadConfig(scorerEnv(overrides));
   const scorer = await startScorer(config, createLogger(config.logLevel));
-  afterAll(() => scorer.stop(20_000));
+  onTestFinished(() => scorer.stop(20_000).then(() => undefined));
   return scorer;
 }
 
@@ -58,7 +61,8 @@ export async function spawnScorer(name: string, overrides: Record<string, string
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let gone = false;
   void exited.then(() => (gone = true));
-  afterAll(() => {
+  // When the calling test ends, passed or failed: a child left running outlives the test run.
+  onTestFinished(() => {
     if (!gone) child.kill('SIGKILL');
   });
   const state = await waitFor(
@@ -73,4 +77,49 @@ export async function spawnScorer(name: string, overrides: Record<string, string
   );
   if (state === 'exited') throw new Error(`scorer ${name} exited during start-up (see .stack/logs/test-${name}.log)`);
   return { child, port, exited };
+}
+
+/** Runs the scorer as its own process until it exits by itself (a start-up failure); its log also goes to .stack/logs/test-<name>.log. */
+export async function runScorerToExit(name: string, overrides: Record<string, string>, timeoutMs = 90_000): Promise<{ code: number | null; log: string; ms: number }> {
+  const env = { ...process.env, ...scorerEnv({ ...overrides, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
+  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
+  const file = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      file.write(chunk);
+    });
+  }
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+  clearTimeout(timer);
+  file.end();
+  return { code, log, ms: Date.now() - started };
+}
+
+export interface JobProcess {
+  child: ChildProcess;
+  /** Exit code; stdout is the job's JSON summary line. */
+  exited: Promise<{ code: number | null; stdout: string }>;
+}
+
+/** Runs `kafka-onnx-scorer <args>` (a job subcommand) as its own process; stderr (logs, progress) to .stack/logs/test-<name>.log. */
+export function spawnJob(name: string, args: string[], overrides: Record<string, string>): JobProcess {
+  const env = { ...process.env, ...scorerEnv({ ...overrides, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
+  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
+  const log = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<{ code: number | null; stdout: string }>((r) => child.once('exit', (code) => r({ code, stdout })));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  onTestFinished(() => {
+    if (!gone) child.kill('SIGKILL');
+  });
+  return { child, exited };
 }

@@ -4,7 +4,7 @@
  * At the end, a read_committed reader of the output and dead-letter topics must find every input
  * key exactly once: no loss, no duplicate — dead letters included, since they share the transaction.
  */
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';
 import { EventFactory } from '../../scripts/lib/feature-events.js';
 import { createTopics, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
@@ -18,7 +18,7 @@ async function setup(name: string) {
     { topic: t.output, numPartitions: 6 },
     { topic: t.dlq, numPartitions: 2 },
   ]);
-  const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 3 });
+  const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 3 });
   const env = { INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group, BATCH_MAX_SIZE: '256' };
   return { t, factory, env };
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, ROOT } from '../../scripts/lib/feature-events.js';
 import { produceEvents } from '../../scripts/produce.js';
@@ -48,7 +48,7 @@ describe('operations', () => {
       { topic: t.output, numPartitions: 1 },
       { topic: t.dlq, numPartitions: 1 },
     ]);
-    const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 9, variants: false });
+    const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 9, variants: false });
     const producer = testKafka().producer();
     await producer.connect();
     await producer.send({ topic: t.input, messages: Array.from({ length: 200 }, (_, i) => factory.good(i)) });

@@ -5,7 +5,7 @@
  * records after it scored (README "Dead letters").
  */
 import { createHash } from 'node:crypto';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';
 import { DLQ_CUT_HEADERS, DLQ_HEADERS } from '../../src/stages/deadletter.js';
 import { EventFactory } from '../../scripts/lib/feature-events.js';
@@ -21,7 +21,7 @@ describe('oversized dead letters', () => {
       { topic: t.output, numPartitions: 1 },
       { topic: t.dlq, numPartitions: 1 },
     ]);
-    const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 11, variants: false });
+    const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 11, variants: false });
     const big = Buffer.alloc(1_500_000, 0x42);
     big.writeUInt8(1, 0); // not the Confluent magic byte: BAD_MAGIC_BYTE
     const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });

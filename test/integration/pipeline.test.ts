@@ -4,14 +4,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import avro from 'avsc';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, inject, it } from 'vitest';
 import { DLQ_HEADERS } from '../../src/stages/deadletter.js';
 import { loadModel } from '../../src/model/manifest.js';
 import { EXPECTED_CODE, EventFactory, type OutMessage, POISON_KINDS, ROOT } from '../../scripts/lib/feature-events.js';
-import { createTopics, drainTopic, randomName, testKafka, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { createTopics, drainTopic, produce, randomName, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { startTestScorer } from '../helpers/scorer.js';
 
 const model = loadModel(resolve(ROOT, 'models/churn.onnx'));
@@ -44,12 +44,6 @@ function topicsFor(name: string) {
   return { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
 }
 
-async function produce(topic: string, messages: OutMessage[]): Promise<void> {
-  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic, messages: messages.slice(i, i + 1000) });
-  await producer.disconnect();
-}
 
 describe('scoring pipeline', () => {
   it('scores every event of 6 partitions exactly as onnxruntime does, keys kept, one output per input', async () => {
@@ -59,7 +53,7 @@ describe('scoring pipeline', () => {
       { topic: t.output, numPartitions: 6 },
       { topic: t.dlq, numPartitions: 1 },
     ]);
-    const registry = new SchemaRegistry({ host: inject('schemaRegistryUrl') });
+    const registry = new RegistryRest({ url: inject('schemaRegistryUrl') });
     const factory = await EventFactory.create(registry, t.input, { seed: 7, variants: false });
     const inputs = Array.from({ length: 3000 }, (_, i) => factory.good(i));
     await produce(t.input, inputs);
@@ -105,7 +99,7 @@ describe('scoring pipeline', () => {
       { topic: t.output, numPartitions: 2 },
       { topic: t.dlq, numPartitions: 2 },
     ]);
-    const registry = new SchemaRegistry({ host: inject('schemaRegistryUrl') });
+    const registry = new RegistryRest({ url: inject('schemaRegistryUrl') });
     const factory = await EventFactory.create(registry, t.input, { seed: 11 });
     const inputs: { msg: OutMessage; kind: string; partition: number; headers?: Record<string, string> }[] = [];
     let i = 0;
@@ -186,7 +180,7 @@ describe('scoring pipeline', () => {
       { topic: t.output, numPartitions: 3 },
       { topic: t.dlq, numPartitions: 1 },
     ]);
-    const factory = await EventFactory.create(new SchemaRegistry({ host: inject('schemaRegistryUrl') }), t.input, { seed: 13, variants: false });
+    const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 13, variants: false });
     const inputs = Array.from({ length: 6_000 }, (_, i) => ({ ...factory.good(i), key: 'one-customer' }));
     await produce(t.input, inputs);
     const scorer = await startTestScorer({ INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group });

@@ -7,23 +7,23 @@
  * H2 on disk). With a stack this run does not own (KAFKA_BROKERS/SCHEMA_REGISTRY_URL given, or
  * containers), the scorer reaches the registry through a loopback TCP proxy that is cut instead.
  */
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { describe, expect, inject, it } from 'vitest';
-import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { EventFactory } from '../../scripts/lib/feature-events.js';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { stackUp, stopComponent } from '../../scripts/stack/stack.js';
-import { createTopics, drainTopic, randomName, testKafka, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { createTopics, drainTopic, produce, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { scrape } from '../helpers/net.js';
 import { startTestScorer } from '../helpers/scorer.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-async function produce(topic: string, messages: OutMessage[]): Promise<void> {
-  const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  await producer.send({ topic, messages });
-  await producer.disconnect();
-}
 
 describe('registry outage', () => {
+  // Whatever happens to the test, the files after it need the registry back.
+  let registryStopped = false;
+  afterAll(async () => {
+    if (registryStopped) await stackUp(() => undefined, inject('stack'));
+  });
+
   // 6 min: with the local stack the registry JVM really restarts, which took 2-3 min on a 2-core
   // machine shared with other work (load 40-60); idle it takes seconds.
   it('pauses instead of dead-lettering while the registry is down, and resumes when it is back', { timeout: 360_000 }, async () => {
@@ -43,15 +43,17 @@ describe('registry outage', () => {
     const scorerRegistryUrl = ownsRegistry ? registryUrl.href : `${registryUrl.protocol}//127.0.0.1:${proxy.port}${registryUrl.pathname}`;
 
     // All writer schemas are registered while the registry is up; the scorer learns ids lazily.
-    const factory = await EventFactory.create(new SchemaRegistry({ host: registryUrl.href }), input, { seed: 5 });
+    const factory = await EventFactory.create(new RegistryRest({ url: registryUrl.href }), input, { seed: 5 });
     const before = Array.from({ length: 300 }, (_, i) => factory.good(i));
     await produce(input, before);
     const scorer = await startTestScorer({ INPUT_TOPIC: input, OUTPUT_TOPIC: output, DLQ_TOPIC: dlq, GROUP_ID: group, SCHEMA_REGISTRY_URL: scorerRegistryUrl, LAG_POLL_INTERVAL_MS: '200' });
     await waitForCommittedToEnd(group, input);
 
     // Outage: records with a writer schema id the scorer has never fetched.
-    if (ownsRegistry) await stopComponent('registry', inject('stack'));
-    else await proxy.down();
+    if (ownsRegistry) {
+      registryStopped = true;
+      await stopComponent('registry', inject('stack'));
+    } else await proxy.down();
     const during = Array.from({ length: 200 }, (_, i) => factory.evolved(1000 + i));
     await produce(input, during);
     await waitFor(
@@ -67,8 +69,10 @@ describe('registry outage', () => {
     expect(await scrape(scorer.httpPort, 'scorer_ready')).toBe(1); // a registry outage is not a reason to be restarted or taken out
 
     // Back: the paused partitions resume and everything is scored.
-    if (ownsRegistry) await stackUp(() => undefined, inject('stack'));
-    else await proxy.up();
+    if (ownsRegistry) {
+      await stackUp(() => undefined, inject('stack'));
+      registryStopped = false;
+    } else await proxy.up();
     await waitForCommittedToEnd(group, input, 120_000);
     await waitFor('lag back to 0', async () => (await scrape(scorer.httpPort, 'kafka_consumergroup_lag_sum')) === 0, 30_000, 100);
     expect(await scrape(scorer.httpPort, 'scorer_records_scored_total')).toBe(before.length + during.length);

@@ -49,7 +49,7 @@ describe('loadConfig', () => {
     expect(c.kafka.groupId).toBe(DEFAULTS.GROUP_ID);
     expect(c.kafka.sessionTimeoutMs).toBe(30_000);
     expect(c.kafka.heartbeatIntervalMs).toBe(3_000);
-    expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 10_485_760, minBytes: 1, maxWaitTimeMs: 100 });
+    expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 3_145_728, minBytes: 1, maxWaitTimeMs: 100 });
     expect(c.kafka.ssl).toEqual({ enabled: false, rejectUnauthorized: true });
     expect(c.kafka.sasl).toBeUndefined();
     expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', dlqMaxMessageBytes: 1_000_000, partitions: 6, replicationFactor: 1 });
@@ -77,6 +77,11 @@ describe('loadConfig', () => {
     expect(c.infer).toMatchObject({ mode: 'main', spinning: true });
     expect(c.logLevel).toBe('debug');
     expect(c.http.port).toBe(0);
+  });
+
+  it('takes OUTPUT_SCHEMA_ID as the output schema id to check instead of registering', () => {
+    expect(loadConfig(base({ OUTPUT_SCHEMA_ID: '42' })).registry).toMatchObject({ url: 'http://localhost:8081', outputSchemaId: 42 });
+    expect(loadConfig(base()).registry.outputSchemaId).toBeUndefined();
   });
 
   it.each([
@@ -110,6 +115,8 @@ describe('loadConfig', () => {
     ['MODEL_PATH', join(dir, 'missing.onnx'), `MODEL_PATH: expected an existing .onnx file, got '${join(dir, 'missing.onnx')}'`],
     ['MODEL_PATH', CA, `MODEL_PATH: expected an existing .onnx file, got '${CA}'`],
     ['KAFKA_SSL_CA_FILE', join(dir, 'nope.pem'), `KAFKA_SSL_CA_FILE: expected an existing readable file, got '${join(dir, 'nope.pem')}'`],
+    ['OUTPUT_SCHEMA_ID', '0', "OUTPUT_SCHEMA_ID: expected an integer from 1 to 2147483647, got '0'"],
+    ['OUTPUT_SCHEMA_ID', 'latest', "OUTPUT_SCHEMA_ID: expected an integer from 1 to 2147483647, got 'latest'"],
   ])('rejects %s=%j', (key, value, message) => {
     expect(problems(base({ [key]: value }))).toEqual([message]);
   });
@@ -269,6 +276,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(49) // 6 required + 31 with defaults + 11 security + CONFIG_FILE;
+    expect(CONFIG_KEYS).toHaveLength(54); // 6 required + 35 with defaults + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
   });
 });

@@ -18,7 +18,7 @@ describe('ErrorCodes', () => {
     const byKind = (kind: string) => codes.filter((c) => ErrorCodes[c].kind === kind).sort();
     expect(byKind('permanent')).toEqual(['BAD_MAGIC_BYTE', 'INCOMPATIBLE_SCHEMA', 'INFERENCE_FAILED', 'INVALID_FEATURE', 'MALFORMED_PAYLOAD', 'RECORD_TOO_LARGE', 'UNKNOWN_SCHEMA_ID', 'UNSUPPORTED_SCHEMA_TYPE']);
     expect(byKind('transient')).toEqual(['KAFKA_UNAVAILABLE', 'REGISTRY_UNAVAILABLE', 'TRANSACTION_FAILED']);
-    expect(byKind('fatal')).toEqual(['BATCH_INFERENCE_FAILED', 'CONFIG_INVALID', 'MODEL_UNAVAILABLE', 'PRODUCER_FENCED']);
+    expect(byKind('fatal')).toEqual(['BATCH_INFERENCE_FAILED', 'CONFIG_INVALID', 'MODEL_UNAVAILABLE', 'PRODUCER_FENCED', 'REGISTRY_REJECTED']);
   });
 });
 
@@ -88,6 +88,9 @@ describe('describe()', () => {
   it("appends the cause's message", () => {
     const err = new ScorerError('REGISTRY_UNAVAILABLE', 'fetching schema id 3 failed', { cause: new Error('ECONNREFUSED 127.0.0.1:8081') });
     expect(describeError(err)).toBe('fetching schema id 3 failed: ECONNREFUSED 127.0.0.1:8081');
+    // A message that already quotes its cause is not repeated.
+    const cause = new Error('indices out of bounds');
+    expect(describeError(new ScorerError('MODEL_UNAVAILABLE', `warm-up inference failed: ${cause.message}`, { cause }))).toBe('warm-up inference failed: indices out of bounds');
   });
 
   it('stringifies non-errors', () => {

@@ -10,6 +10,7 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { ScorerError, isBug } from '../../errors.js';
+import { classifyRegistryError, registryStatusOf as statusOf } from '../../kafka/registry.js';
 import { HEADER_BYTES, schemaIdOf } from './wire.js';
 
 type Resolution = { ok: true; resolver: avro.Resolver; writer: avro.Type } | { ok: false; error: ScorerError; until?: number };
@@ -17,14 +18,9 @@ type Resolution = { ok: true; resolver: avro.Resolver; writer: avro.Type } | { o
 /** How long an id the registry did not know is believed unknown before asking again (it may be registered late). */
 const UNKNOWN_ID_RECHECK_MS = 30_000;
 
-/** HTTP status of an error from the registry client (mappersmith reports network errors as 400 with the socket error's message). */
-function statusOf(err: unknown): number | undefined {
-  const status = (err as { status?: unknown }).status;
-  return typeof status === 'number' ? status : undefined;
-}
-
 export interface DecoderOptions {
-  registry: SchemaRegistry;
+  /** Only getSchema(id) is used: a file scorer passes the writer schema of its file header (serve/files/avro-file.ts). */
+  registry: Pick<SchemaRegistry, 'getSchema'>;
   /** Our reader schema: every writer schema is resolved to it. */
   readerSchema: avro.Schema;
   /** How long to wait for the registry per schema id, ms. */
@@ -32,7 +28,7 @@ export interface DecoderOptions {
 }
 
 export class Decoder {
-  readonly #registry: SchemaRegistry;
+  readonly #registry: Pick<SchemaRegistry, 'getSchema'>;
   readonly #reader: avro.Type;
   readonly #resolutions = new Map<number, Resolution>();
   readonly #registryTimeoutMs: number;
@@ -72,6 +68,10 @@ export class Decoder {
       // The client throws for schema types it cannot build (JSON/PROTOBUF without a helper) as plain Errors.
       if (status === undefined && /schema ?type|not supported|unsupported/i.test(String((err as Error).message))) {
         return { ok: false, error: new ScorerError('UNSUPPORTED_SCHEMA_TYPE', `schema id ${id}: ${(err as Error).message}`) };
+      }
+      // Any other 4xx (401, 403, ...) is no record's fault: never a dead letter; the partition pauses and retries, saying why.
+      if (status !== undefined && classifyRegistryError(err) === 'permanent') {
+        throw new ScorerError('REGISTRY_REJECTED', `the schema registry refused reading schema id ${id} (${(err as Error).message}); check the SCHEMA_REGISTRY_* settings`, { cause: err });
       }
       throw new ScorerError('REGISTRY_UNAVAILABLE', `fetching schema id ${id} failed${status ? ` (HTTP ${status})` : ''}`, { cause: err });
     }

@@ -42,6 +42,32 @@ export interface ChunkDecoder {
   decodeChunk(values: readonly (Buffer | null)[]): Promise<DecodedChunk>;
 }
 
+/**
+ * Every item into one row of `width` through `decodeOne`; an item whose decoding throws a
+ * permanent ScorerError is that item's failure, the others go on (anything else is rethrown).
+ * Shared by the Kafka decoder and the decoders of already-decoded events (src/serve/event-rows.ts).
+ */
+export function collectRows<T>(items: readonly T[], width: number, decodeOne: (item: T, out: Float32Array, row: number) => EventEnvelope, schemaIds: number[] = []): DecodedChunk {
+  const n = items.length;
+  const features = new Float32Array(n * width);
+  // Only the envelope is kept: the decoded features (256 doubles for a wide event) would
+  // otherwise stay alive until the chunk's transaction commits.
+  const envelopes: (EventEnvelope | undefined)[] = new Array(n);
+  const rowOf = new Int32Array(n).fill(-1);
+  const failures = new Map<number, ScorerError>();
+  let rows = 0;
+  for (let i = 0; i < n; i++) {
+    try {
+      envelopes[i] = decodeOne(items[i] as T, features, rows);
+      rowOf[i] = rows++;
+    } catch (err) {
+      if (!isPermanent(err)) throw err;
+      failures.set(i, err);
+    }
+  }
+  return { features: features.subarray(0, rows * width), rows, rowOf, envelopes, failures, schemaIds };
+}
+
 export interface RowDecoderOptions extends DecoderOptions {
   /** The model: which features, in which column order. */
   manifest: Manifest;
@@ -68,25 +94,7 @@ export class RowDecoder implements ChunkDecoder {
     }
     await this.#decoder.prepare(ids);
 
-    const n = values.length;
-    const features = new Float32Array(n * this.width);
-    // Only the envelope is kept: the decoded features (256 doubles for a wide event) would
-    // otherwise stay alive until the chunk's transaction commits.
-    const envelopes: (EventEnvelope | undefined)[] = new Array(n);
-    const rowOf = new Int32Array(n).fill(-1);
-    const failures = new Map<number, ScorerError>();
-    let rows = 0;
-    for (let i = 0; i < n; i++) {
-      const value = values[i] as Buffer | null;
-      try {
-        envelopes[i] = this.#decodeOne(value, features, rows);
-        rowOf[i] = rows++;
-      } catch (err) {
-        if (!isPermanent(err)) throw err;
-        failures.set(i, err);
-      }
-    }
-    return { features: features.subarray(0, rows * this.width), rows, rowOf, envelopes, failures, schemaIds: [...ids] };
+    return collectRows(values, this.width, (value, out, row) => this.#decodeOne(value, out, row), [...ids]);
   }
 
   /** One record into row `row`: the fast path if it takes it, else the generic one (which throws why). */

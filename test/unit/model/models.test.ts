@@ -1,10 +1,15 @@
-// The committed reference models (models/*.onnx), run with onnxruntime-node, must agree with
-// the sklearn models they were exported from: test/fixtures/<name>-expected.json holds
-// float32-exact input rows and sklearn's predict_proba[:, 1] for them (models/train.py).
+// The committed reference models (models/*.onnx and the versions of the models/churn/
+// repository), run with onnxruntime-node, must agree with the sklearn models they were exported
+// from: test/fixtures/<name>[-<version>]-expected.json holds float32-exact input rows and
+// sklearn's predict_proba[:, 1] for them (models/train.py).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import * as ort from 'onnxruntime-node';
+
+// Genuinely slow, not racy: each case opens an onnxruntime session (the mlp's is 14.7 MB),
+// ~0.3 s for the file on a quiet machine, past 5 s with the machine loaded. 30 s for this file only.
+vi.setConfig({ testTimeout: 30_000 });
 
 interface Manifest {
   name: string;
@@ -20,7 +25,7 @@ interface Manifest {
   score: { output: 'probabilities'; column: number; meaning: string };
   threshold: number;
   labels: { below: string; atOrAbove: string };
-  eventSchema: string;
+  eventSchema?: string;
   training: { rows: number; seed: number; holdout_auc: number };
 }
 
@@ -74,17 +79,23 @@ function schemaFeatureNames(schemaRel: string): string[] {
   return (record?.fields ?? []).map((f) => f.name);
 }
 
+const churn = { name: 'churn', width: 14, classes: ['stay', 'churn'] } as const;
+/** Repository versions name no eventSchema: they read the default reader schema. */
+const repoVersion = (version: string, fixture: string) =>
+  ({ ...churn, label: `churn ${version} (models/churn/)`, onnx: `churn/${version}/model.onnx`, manifest: `churn/${version}/manifest.json`, fixture, eventSchema: undefined }) as const;
 const cases = [
-  { name: 'churn', width: 14, classes: ['stay', 'churn'], eventSchema: 'schemas/feature-event.avsc' },
-  { name: 'mlp', width: 256, classes: ['negative', 'positive'], eventSchema: 'schemas/wide-feature-event.avsc' },
+  { ...churn, label: 'churn', onnx: 'churn.onnx', manifest: 'churn.manifest.json', fixture: 'churn-expected.json', eventSchema: 'schemas/feature-event.avsc' },
+  repoVersion('1.0.0', 'churn-expected.json'),
+  repoVersion('1.1.0', 'churn-1.1.0-expected.json'),
+  { name: 'mlp', label: 'mlp', width: 256, classes: ['negative', 'positive'], onnx: 'mlp.onnx', manifest: 'mlp.manifest.json', fixture: 'mlp-expected.json', eventSchema: 'schemas/wide-feature-event.avsc' },
 ] as const;
 
-describe.each(cases)('reference model $name', ({ name, width, classes, eventSchema }) => {
-  const manifest = readJson<Manifest>(`../../../models/${name}.manifest.json`);
-  const fixture = readJson<Fixture>(`../../fixtures/${name}-expected.json`);
+describe.each(cases)('reference model $label', ({ name, width, classes, eventSchema, ...files }) => {
+  const manifest = readJson<Manifest>(`../../../models/${files.manifest}`);
+  const fixture = readJson<Fixture>(`../../fixtures/${files.fixture}`);
 
   it('has a manifest of the agreed shape', () => {
-    expect(Object.keys(manifest).sort()).toEqual(MANIFEST_KEYS);
+    expect(Object.keys(manifest).sort()).toEqual(MANIFEST_KEYS.filter((k) => eventSchema !== undefined || k !== 'eventSchema'));
     expect(manifest.name).toBe(name);
     expect(manifest.input).toEqual({ name: 'features', dtype: 'float32', width });
     expect(manifest.features).toHaveLength(width);
@@ -102,12 +113,12 @@ describe.each(cases)('reference model $name', ({ name, width, classes, eventSche
   });
 
   it('lists the features of its event schema in input-column order', () => {
-    expect(manifest.features).toEqual(schemaFeatureNames(manifest.eventSchema));
+    expect(manifest.features).toEqual(schemaFeatureNames(manifest.eventSchema ?? 'schemas/feature-event.avsc'));
     expect(fixture.features).toEqual(manifest.features);
   });
 
   it('runs in onnxruntime-node and matches sklearn within 1e-5', async () => {
-    const session = await ort.InferenceSession.create(path(`../../../models/${name}.onnx`));
+    const session = await ort.InferenceSession.create(path(`../../../models/${files.onnx}`));
     try {
       expect(session.inputNames).toEqual([manifest.input.name]);
       expect([...session.outputNames].sort()).toEqual(
@@ -151,5 +162,33 @@ describe.each(cases)('reference model $name', ({ name, width, classes, eventSche
     } finally {
       await session.release();
     }
+  });
+});
+
+describe('the churn repository (models/churn/)', () => {
+  const bytes = (rel: string): Buffer => readFileSync(path(`../../../models/${rel}`));
+
+  it('1.0.0 is models/churn.onnx byte for byte, with the same manifest but for eventSchema', () => {
+    expect(bytes('churn/1.0.0/model.onnx').equals(bytes('churn.onnx'))).toBe(true);
+    const { eventSchema, ...rest } = readJson<Manifest>('../../../models/churn.manifest.json');
+    expect(eventSchema).toBe('schemas/feature-event.avsc');
+    expect(readJson<Manifest>('../../../models/churn/1.0.0/manifest.json')).toEqual(rest);
+  });
+
+  it('1.1.0 is a different model of the same input: its scores differ from 1.0.0 on the same rows', async () => {
+    const v1 = readJson<Fixture>('../../fixtures/churn-expected.json');
+    const v11 = readJson<Fixture>('../../fixtures/churn-1.1.0-expected.json');
+    expect(bytes('churn/1.1.0/model.onnx').equals(bytes('churn.onnx'))).toBe(false);
+    const session = await ort.InferenceSession.create(path('../../../models/churn/1.0.0/model.onnx'));
+    try {
+      const data = new Float32Array(v11.rows.flat());
+      const out = await session.run({ features: new ort.Tensor('float32', data, [v11.rows.length, 14]) });
+      const p10 = out.probabilities?.data as Float32Array;
+      const meanDiff = v11.onnxruntimeProbability.reduce((sum, p, r) => sum + Math.abs(p - (p10[2 * r + 1] ?? Number.NaN)), 0) / v11.rows.length;
+      expect(meanDiff).toBeGreaterThan(0.05);
+    } finally {
+      await session.release();
+    }
+    expect(v1.features).toEqual(v11.features);
   });
 });

@@ -11,8 +11,8 @@ afterEach(async () => {
 const lines: Record<string, unknown>[] = [];
 const logger = createLogger('info', { destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) } });
 
-async function start(health: () => HealthState, registry = new Registry()): Promise<{ url: string; server: HttpServer; registry: Registry }> {
-  const server = await startHttpServer({ port: 0, host: '127.0.0.1', registry, health, logger });
+async function start(health: () => HealthState, registry = new Registry(), models?: () => unknown): Promise<{ url: string; server: HttpServer; registry: Registry }> {
+  const server = await startHttpServer({ port: 0, host: '127.0.0.1', registry, health, logger, ...(models ? { models } : {}) });
   servers.push(server);
   return { url: `http://127.0.0.1:${server.port}`, server, registry };
 }
@@ -20,6 +20,20 @@ async function start(health: () => HealthState, registry = new Registry()): Prom
 const healthy: HealthState = { live: true, ready: true, checks: { kafka: true, model: true } };
 
 describe('startHttpServer', () => {
+  it('serves GET /models from its provider, as JSON, and has no such route without one', async () => {
+    let generation = 1;
+    const { url } = await start(() => healthy, new Registry(), () => ({ generation, versions: [{ version: '1.0.0', role: 'stable' }] }));
+    const res = await fetch(`${url}/models`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual({ generation: 1, versions: [{ version: '1.0.0', role: 'stable' }] });
+    generation = 2;
+    expect(await (await fetch(`${url}/models`)).json()).toMatchObject({ generation: 2 }); // computed per request
+    expect((await fetch(`${url}/models`, { method: 'POST' })).status).toBe(405);
+    const plain = await start(() => healthy);
+    expect((await fetch(`${plain.url}/models`)).status).toBe(404);
+  });
+
   it('binds a real free port when asked for 0', async () => {
     const { server } = await start(() => healthy);
     expect(server.port).toBeGreaterThan(0);

@@ -1,10 +1,12 @@
 // LagPoller's arithmetic and the gauges it sets. The admin here is a plain object answering the two
 // offset requests with fixed numbers: this tests our math on the broker's answers, not the broker.
-import type { Admin } from 'kafkajs';
+import '../../../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
+import { type Admin, AssignerProtocol } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PartitionProgress } from '../../../src/stages/consume.js';
 import { LagPoller } from '../../../src/ops/lag.js';
+import { LAG_STATUSES, LAG_STATUS_WINDOW } from '../../../src/ops/lag-status.js';
 import { createLogger } from '../../../src/ops/logger.js';
 import { createMetrics } from '../../../src/ops/metrics.js';
 import type { Metrics } from '../../../src/ops/metrics.js';
@@ -16,6 +18,8 @@ const NOW = 1_700_000_100_000;
 interface Offsets {
   ends: { partition: number; high: string; low: string }[];
   committed: { partition: number; offset: string }[];
+  /** Partitions a member of the (stable) group holds; default none. */
+  owned?: number[];
 }
 
 /** The two Admin methods poll() uses, answering from `offsets` (mutable between polls). */
@@ -29,7 +33,13 @@ function fakeAdmin(offsets: Offsets) {
     expect(topics).toEqual([TOPIC]);
     return [{ topic: TOPIC, partitions: offsets.committed.map((c) => ({ ...c, metadata: null })) }];
   });
-  return { admin: { fetchTopicOffsets, fetchOffsets } as unknown as Admin, fetchTopicOffsets, fetchOffsets };
+  const describeGroups = vi.fn(async (groupIds: string[]) => {
+    expect(groupIds).toEqual([GROUP]);
+    const memberAssignment = AssignerProtocol.MemberAssignment.encode({ version: 0, assignment: { [TOPIC]: offsets.owned ?? [] }, userData: Buffer.alloc(0) });
+    const member = { memberId: 'm', clientId: 'c', clientHost: '/127.0.0.1', memberMetadata: Buffer.alloc(0), memberAssignment };
+    return { groups: [{ groupId: GROUP, members: [member], protocol: 'RoundRobinAssigner', protocolType: 'consumer', state: 'Stable' }] };
+  });
+  return { admin: { fetchTopicOffsets, fetchOffsets, describeGroups } as unknown as Admin, fetchTopicOffsets, fetchOffsets, describeGroups };
 }
 
 /** The brief's example: 0: high 100 committed 40; 1: high 10, no commit, low 2; 2: high 0. */
@@ -48,10 +58,10 @@ const example = (): Offsets => ({
 
 function setup(offsets: Offsets, pending: Record<number, number | undefined> = {}) {
   const metrics = createMetrics(new Registry());
-  const { admin, fetchTopicOffsets, fetchOffsets } = fakeAdmin(offsets);
+  const { admin, fetchTopicOffsets, fetchOffsets, describeGroups } = fakeAdmin(offsets);
   const progress = (partition: number): PartitionProgress | undefined => (partition in pending ? { oldestPendingAt: pending[partition], paused: false } : undefined);
   const poller = new LagPoller({ admin, groupId: GROUP, topic: TOPIC, metrics, logger: createLogger('silent'), progress });
-  return { poller, metrics, fetchTopicOffsets, fetchOffsets };
+  return { poller, metrics, fetchTopicOffsets, fetchOffsets, describeGroups };
 }
 
 /** Gauge values by partition label (or '' for the sum). */
@@ -90,11 +100,28 @@ describe('LagPoller.poll', () => {
     expect(text).toContain('kafka_consumergroup_lag_sum{group="scorer-group",topic="features"} 68');
   });
 
-  it('asks for the end offsets of the topic and the committed offsets of the group', async () => {
-    const { poller, fetchTopicOffsets, fetchOffsets } = setup(example());
+  it('asks for the end offsets of the topic, the committed offsets and the assignment of the group', async () => {
+    const { poller, fetchTopicOffsets, fetchOffsets, describeGroups } = setup(example());
     await poller.poll(NOW);
     expect(fetchTopicOffsets).toHaveBeenCalledWith(TOPIC);
     expect(fetchOffsets).toHaveBeenCalledWith({ groupId: GROUP, topics: [TOPIC] });
+    expect(describeGroups).toHaveBeenCalledWith([GROUP]);
+  });
+
+  it('exports kafka_consumergroup_lag_status as a state set: STALL for a held partition stuck behind, STOP for one nobody holds', async () => {
+    const offsets = { ...example(), owned: [0] }; // 0: held, stuck at 40 of 100; 1: nobody, 8 waiting; 2: empty
+    const { poller, metrics } = setup(offsets);
+    const status = async () => {
+      const { values } = await metrics.consumerGroupLagStatus.get();
+      const current = values.filter((v) => v.value === 1).map((v) => [v.labels.partition, v.labels.status]);
+      expect(values).toHaveLength(3 * LAG_STATUSES.length); // every state of every partition, 0 or 1
+      return Object.fromEntries(current);
+    };
+    await poller.poll(NOW);
+    expect(await status()).toEqual({ '0': 'OK', '1': 'OK', '2': 'OK' }); // one sample is no history
+    for (let i = 1; i < LAG_STATUS_WINDOW; i++) await poller.poll(NOW + i * 1_000);
+    expect(await status()).toEqual({ '0': 'STALL', '1': 'STOP', '2': 'OK' });
+    expect(await metrics.registry.metrics()).toContain('kafka_consumergroup_lag_status{group="scorer-group",topic="features",partition="0",status="STALL"} 1');
   });
 
   it('treats a partition missing from the committed answer as not committed', async () => {

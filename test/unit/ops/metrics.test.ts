@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createMetrics } from '../../../src/ops/metrics.js';
+import { createMetrics, zeroCounters } from '../../../src/ops/metrics.js';
 
 const OURS = /^(scorer_|kafka_consumergroup_)/;
 
@@ -8,6 +8,7 @@ const EXPECTED: Record<string, string> = {
   kafka_consumergroup_lag: 'gauge',
   kafka_consumergroup_lag_sum: 'gauge',
   kafka_consumergroup_lag_seconds: 'gauge',
+  kafka_consumergroup_lag_status: 'gauge',
   scorer_fetch_lag: 'gauge',
   scorer_records_consumed_total: 'counter',
   scorer_records_scored_total: 'counter',
@@ -25,6 +26,11 @@ const EXPECTED: Record<string, string> = {
   scorer_circuit_open: 'gauge',
   scorer_ready: 'gauge',
   scorer_retries_total: 'counter',
+  scorer_deployment_changes_total: 'counter',
+  scorer_canary_rollbacks_total: 'counter',
+  scorer_canary_traffic_ratio: 'gauge',
+  scorer_canary_guard_state: 'gauge',
+  scorer_model_versions_loaded: 'gauge',
 };
 
 describe('createMetrics', () => {
@@ -117,5 +123,19 @@ describe('createMetrics', () => {
       expect(text).toContain(line);
     }
     expect(text).toContain('# TYPE scorer_end_to_end_latency_seconds histogram');
+  });
+
+  it('zeroCounters starts every dead-letter code, transient retry and transaction result at 0, so increase() sees the first one', async () => {
+    const metrics = createMetrics(new Registry());
+    zeroCounters(metrics, 'features');
+    const text = await metrics.registry.metrics();
+    for (const code of ['BAD_MAGIC_BYTE', 'UNKNOWN_SCHEMA_ID', 'UNSUPPORTED_SCHEMA_TYPE', 'INCOMPATIBLE_SCHEMA', 'MALFORMED_PAYLOAD', 'INVALID_FEATURE', 'INFERENCE_FAILED'])
+      expect(text).toContain(`scorer_records_dead_lettered_total{topic="features",code="${code}"} 0`);
+    expect(text).toContain('scorer_retries_total{stage="decode",code="REGISTRY_UNAVAILABLE"} 0');
+    expect(text).toContain('scorer_retries_total{stage="produce",code="KAFKA_UNAVAILABLE"} 0');
+    expect(text).toContain('scorer_transactions_total{result="committed"} 0');
+    expect(text).toContain('scorer_transactions_total{result="aborted"} 0');
+    // Fatal codes are not retries of a transient failure: not pre-created.
+    expect(text).not.toContain('PRODUCER_FENCED');
   });
 });

@@ -281,6 +281,23 @@ describe('ConsumeStage: backpressure and revocation', () => {
     expect(await t.metrics.inFlightRows.get()).toMatchObject({ values: [{ value: 0 }] });
   });
 
+  it('stopping while a chunk is held at the gate leaves it unprocessed and uncommitted (only in-flight work drains)', async () => {
+    let releaseFirst: () => void = () => undefined;
+    const t = await stage(async (c) => {
+      if (c.partition === 0) await new Promise<void>((r) => (releaseFirst = r));
+      return commitAll(c);
+    }, { inFlight: { max: 10, resume: 5 } });
+    const first = t.eachBatch(payload(0, 0, 7).p);
+    await vi.waitFor(() => expect(t.chunks).toHaveLength(1));
+    const held = payload(1, 0, 4);
+    const second = t.eachBatch(held.p);
+    const stopping = t.s.stop();
+    releaseFirst();
+    await Promise.all([first, second, stopping]);
+    expect(t.chunks.map((c) => c.partition)).toEqual([0]);
+    expect(held.resolved).toEqual([]);
+  });
+
   it('a chunk larger than the high-water mark is admitted when nothing else is in flight', async () => {
     const t = await stage(commitAll, { inFlight: { max: 2, resume: 1 } });
     await t.eachBatch(payload(0, 0, 9).p);

@@ -102,6 +102,14 @@ describe('Encoder', () => {
     expect(decodeScored(b).event_id).toBe('e-8');
   });
 
+  it('keeps every value intact across slabs, values larger than a slab included', () => {
+    const e = new Encoder({ schema, schemaId: SCHEMA_ID, manifest });
+    const type = avro.Type.forSchema(schema);
+    const events = Array.from({ length: 1_000 }, (_, i) => e.scoredEvent({ ...event, event_id: i % 400 === 7 ? 'x'.repeat(70_000 + i) : `e-${i}` }, source, outcome(i / 1_000), i));
+    const values = events.map((scored) => e.encode(scored));
+    values.forEach((buf, i) => expect(buf.equals(Buffer.concat([Buffer.from([0, 0, 0, 0, SCHEMA_ID]), type.toBuffer(events[i])]))).toBe(true));
+  });
+
   it('refuses a value the schema cannot hold', () => {
     const scored = encoder.scoredEvent(event, source, outcome(0.5), 1);
     expect(() => encoder.encode({ ...scored, score: 'high' as unknown as number })).toThrow();
