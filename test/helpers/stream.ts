@@ -120,6 +120,35 @@ export async function expectExactlyOnce(sent: OutMessage[], output: string, dlq:
 
 type Position = `${number}/${string}`;
 
+const positionOf = (m: ReadMessage, output: string): Position => {
+  if (m.topic !== output) return `${Number(m.headers?.['dlq.source.partition']?.toString())}/${m.headers?.['dlq.source.offset']?.toString() ?? ''}`;
+  const { source } = scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { source: { partition: number; offset: number } };
+  return `${source.partition}/${String(source.offset)}`;
+};
+
+/**
+ * Says where the copies of each doubled input position are (topic, partition, offset, scored
+ * time), so a failure can be diagnosed from the test output alone: copies in one run of
+ * consecutive offsets were written by one transaction, copies far apart by two.
+ */
+function reportDuplicatePositions(duplicates: Set<Position>, outputs: ReadMessage[], dead: ReadMessage[], output: string): void {
+  const copies = [...outputs, ...dead]
+    .map((m) => ({ position: positionOf(m, output), topic: m.topic === output ? 'output' : 'dlq', partition: m.partition, offset: Number(m.offset), at: m.topic === output ? (scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { scored_time: number }).scored_time : Number(m.headers?.['dlq.failed.at']?.toString()) }))
+    .filter((c) => duplicates.has(c.position));
+  // One line per (topic, partition) and scored time: the extent of each set of copies.
+  const runs = new Map<string, { first: number; last: number; count: number; positions: Position[] }>();
+  for (const c of copies) {
+    const k = `${c.topic}-${c.partition} scored_time ${c.at}`;
+    const r = runs.get(k) ?? { first: c.offset, last: c.offset, count: 0, positions: [] };
+    r.first = Math.min(r.first, c.offset);
+    r.last = Math.max(r.last, c.offset);
+    r.count += 1;
+    if (r.positions.length < 2) r.positions.push(c.position);
+    runs.set(k, r);
+  }
+  console.error(`${duplicates.size} input positions doubled; their copies:\n${[...runs].map(([k, r]) => `  ${k}: offsets ${r.first}..${r.last} (${r.count} copies; e.g. input ${r.positions.join(', ')})`).join('\n')}`);
+}
+
 /**
  * Exactly once by input position: every record of the input topic (read back read_committed)
  * is in exactly one of output and dead letters, exactly once, and nothing else is. Unlike expectExactlyOnce it holds when the stream had to send a batch
@@ -131,13 +160,10 @@ export async function expectEachInputOnce(sent: OutMessage[], input: string, out
   const dead = await drainTopic(dlq);
   const seen = new Map<Position, number>();
   const count = (p: Position) => seen.set(p, (seen.get(p) ?? 0) + 1);
-  for (const m of outputs) {
-    const { source } = scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { source: { partition: number; offset: number } };
-    count(`${source.partition}/${String(source.offset)}`);
-  }
-  for (const m of dead) count(`${Number(m.headers?.['dlq.source.partition']?.toString())}/${m.headers?.['dlq.source.offset']?.toString() ?? ''}`);
+  for (const m of [...outputs, ...dead]) count(positionOf(m, output));
   const positions = new Set(inputs.map((m): Position => `${m.partition}/${m.offset}`));
   const duplicates = [...seen].filter(([, n]) => n > 1).map(([p]) => p);
+  if (duplicates.length > 0) reportDuplicatePositions(new Set(duplicates), outputs, dead, output);
   const missing = [...positions].filter((p) => !seen.has(p));
   const extra = [...seen.keys()].filter((p) => !positions.has(p));
   const inputKeys = new Set(inputs.map((m) => m.key?.toString()));
