@@ -212,7 +212,18 @@ export async function stackDown(say: (line: string) => void = console.log, opts:
   rmSync(join(ctx.root, 'env'), { force: true });
 }
 
-export function stackStatus(say: (line: string) => void = console.log, opts: StackOptions = stackOptions()): boolean {
+/**
+ * The options with as many Kafka nodes as this stack's directory has pid files for (`kafka-<n>`),
+ * when STACK_BROKERS is not set: `stack:status` then shows the nodes of a running cluster.
+ */
+export function withRunningBrokers(opts: StackOptions, env: NodeJS.ProcessEnv = process.env): StackOptions {
+  if (env.STACK_BROKERS !== undefined && env.STACK_BROKERS !== '') return opts;
+  const dir = join(opts.dir, 'pids');
+  const nodes = existsSync(dir) ? readdirSync(dir).filter((f) => /^kafka-\d+\.pid$/.test(f)).length : 0;
+  return nodes > 1 ? { ...opts, brokers: nodes } : opts;
+}
+
+export function stackStatus(say: (line: string) => void = console.log, opts: StackOptions = withRunningBrokers(stackOptions())): boolean {
   const ctx = context(say, opts);
   let all = true;
   for (const c of ctx.components) {

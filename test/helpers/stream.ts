@@ -168,10 +168,9 @@ export async function expectEachInputOnce(sent: OutMessage[], input: string, out
   const extra = [...seen.keys()].filter((p) => !positions.has(p));
   const inputKeys = new Set(inputs.map((m) => m.key?.toString()));
   const lost = sent.filter((m) => !inputKeys.has(m.key)).map((m) => m.key);
-  // The load producer's own loss, not the scorer's (README "Known limits": kafkajs's idempotent
-  // producer can report a batch written that a failover dropped); the scorer is judged on what
-  // the input topic holds.
-  if (lost.length > 0) console.log(`the load producer lost ${lost.length} acknowledged records in the failover (first: ${lost.slice(0, 3).join(', ')})`);
+  // Acknowledged by the cluster (acks all, min ISR 2), so in the input: kafkajs 2.2.4's send retry
+  // could report a batch written that it never sent (src/kafka/kafkajs-send.ts fixes it).
+  expect({ lost: lost.slice(0, 5), lostCount: lost.length }).toEqual({ lost: [], lostCount: 0 });
   expect({ duplicates: duplicates.slice(0, 5), duplicateCount: duplicates.length }).toEqual({ duplicates: [], duplicateCount: 0 });
   expect({ missing: missing.slice(0, 5), missingCount: missing.length }).toEqual({ missing: [], missingCount: 0 });
   expect({ extra: extra.slice(0, 5), extraCount: extra.length }).toEqual({ extra: [], extraCount: 0 });
