@@ -94,8 +94,9 @@ function kafkaErrorType(err: unknown): string | undefined {
 export interface ChunkCommitter {
   /**
    * One transaction: every output message, then the input offset, then commit. On failure the
-   * transaction is aborted (or the producer dropped when it cannot abort or was fenced) and a
-   * ScorerError is thrown: TRANSACTION_FAILED (transient: read the chunk again) or PRODUCER_FENCED.
+   * transaction is aborted, the producer dropped (the next acquire makes a new one, with a new
+   * epoch) and a ScorerError is thrown: TRANSACTION_FAILED (transient: acquire again and read the
+   * chunk again) or PRODUCER_FENCED.
    */
   commit(chunk: ChunkCommit): Promise<void>;
 }
@@ -210,20 +211,24 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     } catch (err) {
       if (isBug(err)) throw err;
       const failure = this.#failed(partition, err, 'the transaction');
+      if (failure.code === 'PRODUCER_FENCED') throw failure; // #failed dropped it
       const type = kafkaErrorType(err);
       if (type !== undefined && BROKEN_PRODUCER_ERRORS.has(type)) {
         this.#log.warn({ partition, type }, 'producer out of sequence with the broker; dropping it (the next chunk re-initialises it)');
-        await this.release(partition);
-      } else if (failure.code !== 'PRODUCER_FENCED') {
-        try {
-          await tx.abort();
-          this.#opts.onTransaction('aborted');
-        } catch (abortErr) {
-          // A producer that can neither commit nor abort is dead: drop it; the next acquire fences it.
-          this.#log.warn({ partition, err: abortErr }, 'abort failed; dropping the partition producer');
-          await this.release(partition);
-        }
+      } else {
+        // End the transaction now: its markers are written while the partition backs off.
+        await tx.abort().then(
+          () => this.#opts.onTransaction('aborted'),
+          (abortErr: unknown) => this.#log.warn({ partition, err: abortErr }, 'abort failed (the next producer\'s initialisation aborts the transaction)'),
+        );
       }
+      // Never reuse a producer after a failed transaction. A batch whose request failed may have
+      // been written all the same (a timeout, an answer lost with a broker); kafkajs then sends the
+      // retry's batch with the same sequence numbers and epoch, and the broker, taking it for a
+      // duplicate of the aborted one, acknowledges it without writing it: records lost from a
+      // transaction that commits. A new producer (InitProducerId) bumps the epoch, which resets
+      // the sequences, as the Java client does after such an error (KIP-360).
+      await this.release(partition);
       throw failure;
     }
   }

@@ -165,15 +165,18 @@ describe('PartitionProducers', () => {
     expect(results).toEqual(['committed']);
   });
 
-  it('aborts on a failed send, keeps the producer, and reports TRANSACTION_FAILED (transient)', async () => {
-    const { producers, last, results } = fakeProducers();
+  it('aborts on a failed send, drops the producer (the retry gets a new epoch: no sequence reused), and reports TRANSACTION_FAILED (transient)', async () => {
+    const { producers, made, last, results } = fakeProducers();
     await producers.acquire(0);
     last().fail.push({ step: 'sendBatch', error: kafkaError('REQUEST_TIMED_OUT') });
     const err = await producers.commit(commitOf(0, 3, 0, 3n)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'TRANSACTION_FAILED', message: expect.stringContaining('REQUEST_TIMED_OUT') });
     expect((last().txs[1] as FakeTx).calls).toEqual(['sendBatch out:3', 'abort']);
     expect(results).toEqual(['aborted']);
-    expect(producers.has(0)).toBe(true);
+    expect(producers.has(0)).toBe(false);
+    expect((made[0] as FakeProducer).disconnects).toBe(1);
+    await producers.acquire(0);
+    expect(made).toHaveLength(2);
   });
 
   it('drops a producer that can neither commit nor abort; the next acquire makes (and fences with) a new one', async () => {
