@@ -68,8 +68,10 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY schemas ./schemas
-# The reference models; mount a volume on /app/models (and set MODEL_PATH) to serve another one.
+# The reference models and the churn repository (MODEL_REPOSITORY=/app/models/churn); mount a
+# volume on /app/models (and set MODEL_PATH or MODEL_REPOSITORY) to serve others.
 COPY models/*.onnx models/*.manifest.json ./models/
+COPY models/churn ./models/churn
 USER 10001:10001
 EXPOSE 8080
 # src/main.ts drains on SIGTERM within SHUTDOWN_TIMEOUT_MS (default 25 s): give it longer than that

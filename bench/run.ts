@@ -7,10 +7,13 @@
  *   npm run bench [-- --quick] [--models churn,mlp] [--churn-events 200000] [--mlp-events 60000]
  *                 [--latency-seconds 20] [--set churn:INFER_MODE=worker ...] [--profile] [--keep-topics]
  *                 [--latency-rate <events/s>] [--scorer-root <checkout with a built dist/>]
+ *                 [--rollout [--rollout-rate 5000] [--rollout-seconds 30] [--shadow-events 100000]]
  *
  * Starts the local stack if it is not running (stackUp is a no-op otherwise), builds dist/ and
  * prints a Markdown table; everything measured goes to bench/results/<ISO-timestamp>.json.
  * Topics and groups are fresh random names; topics are deleted at the end unless --keep-topics.
+ * `--rollout` adds the rollout phase (bench/lib/rollout.ts): a swap and a rollback on a live
+ * stream (p99 during the change vs steady, time to take traffic) and a 100 % shadow's cost.
  * `--profile` runs the scorer under `node --cpu-prof` and prints a self-time summary (profiling
  * slows the scorer: use its numbers for where time goes, not for throughput).
  */
@@ -26,6 +29,7 @@ import { stackDir, stackUp } from '../scripts/stack/stack.js';
 import type { ModelKind } from '../scripts/lib/feature-events.js';
 import { type ScenarioResult, runScenario } from './lib/scenario.js';
 import { formatReport } from './lib/report.js';
+import { type RolloutResult, formatRollout, runRollout } from './lib/rollout.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // The load generator's producers use the default partitioner on purpose; its v2 notice is noise here.
@@ -59,6 +63,10 @@ const { values } = parseArgs({
     set: { type: 'string', multiple: true, default: [] },
     profile: { type: 'boolean', default: false },
     'keep-topics': { type: 'boolean', default: false },
+    rollout: { type: 'boolean', default: false },
+    'rollout-rate': { type: 'string' },
+    'rollout-seconds': { type: 'string' },
+    'shadow-events': { type: 'string' },
   },
 });
 
@@ -149,6 +157,30 @@ for (const model of models as ModelKind[]) {
   );
 }
 
+let rollout: RolloutResult | undefined;
+let rolloutError: string | undefined;
+if (values.rollout) {
+  try {
+    rollout = await runRollout({
+      root: ROOT,
+      scorerRoot,
+      stackDir: stackDir(),
+      resultsDir,
+      runId,
+      brokers: stack.kafkaBrokers,
+      registryUrl: stack.schemaRegistryUrl,
+      env: SCENARIOS.churn,
+      rate: Math.round(num('rollout-rate', values['rollout-rate'], quick ? 2_000 : 5_000)),
+      seconds: num('rollout-seconds', values['rollout-seconds'], quick ? 9 : 30),
+      shadowEvents: Math.round(num('shadow-events', values['shadow-events'], quick ? 20_000 : 100_000)),
+      say,
+    });
+  } catch (err) {
+    rolloutError = err instanceof Error ? err.message : String(err);
+    say(`rollout: FAILED: ${rolloutError}`);
+  }
+}
+
 const report = {
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
@@ -156,9 +188,12 @@ const report = {
   options: { quick, events, latencySeconds, latencyRate: latencyRate ?? 'half the backlog throughput', rawSeconds, profile: values.profile, scorerRoot },
   machine: { ...machine, loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100) },
   results,
+  ...(rollout !== undefined && { rollout }),
+  ...(rolloutError !== undefined && { rolloutError }),
 };
 const file = join(resultsDir, `${runId}.json`);
 writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
 console.log(formatReport(report));
+if (rollout !== undefined) console.log(`\n${formatRollout(rollout)}`);
 console.log(`\nfull results: ${file}`);
-process.exit(results.some((r) => r.error !== undefined) ? 1 : 0);
+process.exit(results.some((r) => r.error !== undefined) || rolloutError !== undefined ? 1 : 0);

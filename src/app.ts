@@ -1,7 +1,9 @@
 /**
  * The service: builds every stage from configuration, in dependency order, and returns once it
  * is consuming (ready); `stop` drains in the reverse order within a deadline (lifecycle.ts).
- *   http (liveness) -> model + warm-up -> output schema -> topics -> producers -> consumer -> lag
+ *   http (liveness) -> topics -> models + warm-up -> output schema -> producers -> consumer -> lag
+ * The models are MODEL_PATH's one model or MODEL_REPOSITORY's versions as MODEL_DEPLOYMENT says
+ * (model/serving.ts); a deployment change swaps them at each partition's next transaction.
  * With INFER_HTTP=true the HTTP port also answers Open Inference Protocol requests (serve/oip.ts).
  * Used by main.ts, the demo and the benchmark (which run it in-process), so it never exits the process.
  */
@@ -13,53 +15,92 @@ import { createGroupConsumer, createKafka, createRegistryRest, createSchemaRegis
 import { prepareOutputSchema } from './kafka/registry.js';
 import { ensureTopics } from './kafka/topics.js';
 import { Lifecycle } from './lifecycle.js';
-import { type LoadedModel, loadModel } from './model/manifest.js';
+import type { LoadedModel } from './model/manifest.js';
+import { type ServingModels, startServingModels } from './model/serving.js';
 import { Health } from './ops/health.js';
-import { type HealthState, startHttpServer } from './ops/http.js';
+import { type HealthState, type HttpServer, startHttpServer } from './ops/http.js';
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
 import { type Metrics, createInferHttpMetrics, createMetrics, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
-import { ConsumeStage } from './stages/consume.js';
-import { RowDecoder } from './stages/decode/row-decoder.js';
-import { Encoder } from './stages/encode.js';
+import { ConsumeStage, type PartitionProgress } from './stages/consume.js';
 import { PartitionProducers } from './stages/produce.js';
+import { versionStages } from './stages/version-stages.js';
 import { createOipHandler } from './serve/oip.js';
-import { readSchema, startEngine } from './serve/engine.js';
+import { readSchema } from './serve/engine.js';
 import { SCORER_VERSION } from './version.js';
 
 export interface RunningScorer {
   metrics: Metrics;
   registry: Registry;
+  /** The stable version's model at start (MODEL_PATH's model). */
   model: LoadedModel;
+  /** The served versions: the current generation, GET /models. */
+  models: ServingModels;
   httpPort: number;
   health(): HealthState;
+  /** SIGHUP: re-reads MODEL_DEPLOYMENT; false when there is none. */
+  reloadDeployment(): boolean;
   /** Resolves true when everything drained and closed within the deadline. Idempotent. */
   stop(deadlineMs: number): Promise<boolean>;
   /** Resolves if the consumer crashes for good. */
   crashed: Promise<unknown>;
+  /** A partition's progress in this pipeline (PIPELINE_THREADS: the supervisor's lag poller reads it). */
+  progress(partition: number): PartitionProgress;
 }
 
-export async function startScorer(config: Config, logger: Logger, { registry = new Registry() } = {}): Promise<RunningScorer> {
+export interface StartOptions {
+  registry?: Registry;
+  /**
+   * PIPELINE_THREADS > 1 (src/threads/): one of several pipelines in a worker thread. The
+   * supervisor on the main thread owns the HTTP server and the lag poller, so this one starts neither.
+   */
+  embedded?: boolean;
+}
+
+export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), embedded = false }: StartOptions = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
   zeroCounters(metrics, config.topics.input);
   const health = new Health(metrics);
   const lifecycle = new Lifecycle(logger);
-  const http = await startHttpServer({ port: config.http.port, host: config.http.host, registry, health: () => health.state(), logger: stageLogger(logger, 'http') });
-  lifecycle.onStop('http', () => http.close());
+  let models: ServingModels | undefined;
+  // [threads] embedded: no HTTP server (the supervisor's serves every pipeline).
+  let http: HttpServer | undefined;
+  if (!embedded) {
+    const server = await startHttpServer({
+      port: config.http.port,
+      host: config.http.host,
+      registry,
+      health: () => health.state(),
+      ...(config.model.kind === 'repository' && { models: () => models?.snapshot?.() ?? { loading: true } }),
+      logger: stageLogger(logger, 'http'),
+    });
+    lifecycle.onStop('http', () => server.close());
+    http = server;
+  }
   try {
-    // model: load, check against the reader schema, warm up with a real inference (serve/engine.ts).
-    const model = loadModel(config.model.path);
-    const { manifest } = model;
-    metrics.modelInfo.set({ name: manifest.name, version: manifest.version, sha256: model.sha256 }, 1);
-    const { readerSchema, circuit, scorer } = await startEngine({ config, model, metrics, logger });
-    lifecycle.onStop('inference', () => scorer.close(config.infer.closeTimeoutMs));
+    // kafka: the client, the admin and the topics (a shadow's topic too, when a deployment names one).
+    const kafka = createKafka(config, stageLogger(logger, 'kafka'));
+    const admin = kafka.admin();
+    await admin.connect();
+    lifecycle.onStop('admin', () => admin.disconnect());
+    const topicLogger = stageLogger(logger, 'topics');
+    await ensureTopics(admin, config, topicLogger);
+    health.pass('topics');
+
+    // models: loaded, checked against their reader schemas, warmed up with a real inference (model/serving.ts).
+    const served = await startServingModels({ config, kafka, metrics, logger, ensureTopic: (t) => ensureTopics(admin, config, topicLogger, [t]) });
+    models = served;
+    lifecycle.onStop('inference', () => served.close(config.infer.closeTimeoutMs));
+    const stable = served.current().stable;
+    const { manifest } = stable.model;
     health.pass('model');
-    logger.info({ model: manifest.name, version: manifest.version, sha256: model.sha256, mode: config.infer.mode }, 'model loaded and warmed up');
+    logger.info({ model: manifest.name, version: manifest.version, sha256: stable.model.sha256, mode: config.infer.mode, source: config.model.kind }, 'model loaded and warmed up');
     if (config.inferHttp.enabled) {
       // Requests share the stream's batcher and workers (serve/oip.ts); idle, it costs nothing.
       const ready = (): boolean => ((c) => c.model === true && c.shuttingDown !== true && c.circuitOpen !== true)(health.state().checks);
-      http.mount(createOipHandler({ model, readerSchema, scorer, limits: config.inferHttp, ready, metrics: createInferHttpMetrics(registry), logger: stageLogger(logger, 'oip') }));
+      // [threads] INFER_HTTP with PIPELINE_THREADS > 1 is refused by config.ts, so an embedded pipeline never gets here.
+      http?.mount(createOipHandler({ models: served, limits: config.inferHttp, ready, metrics: createInferHttpMetrics(registry), logger: stageLogger(logger, 'oip') }));
     }
 
     // registry: the output schema, registered under the topic-name strategy subject (or the id configured for it), read back.
@@ -74,14 +115,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     health.pass('registry');
     logger.info({ subject, schemaId: outputSchemaId, source }, source === 'registered' ? 'output schema registered' : 'output schema id checked');
 
-    // kafka: topics, producers, consumer.
-    const kafka = createKafka(config, stageLogger(logger, 'kafka'));
-    const admin = kafka.admin();
-    await admin.connect();
-    lifecycle.onStop('admin', () => admin.disconnect());
-    await ensureTopics(admin, config, stageLogger(logger, 'topics'));
-    health.pass('topics');
-
+    // producers, the chunk processor, the consumer.
     const producers = new PartitionProducers({
       kafka,
       admin,
@@ -94,13 +128,11 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       onTransaction: (result) => metrics.transactions.inc({ result }),
     });
     const processor = new ChunkProcessor({
-      decoder: new RowDecoder({ registry: schemaRegistry, readerSchema, manifest, registryTimeoutMs: config.registry.timeoutMs }),
-      scorer,
-      encoder: new Encoder({ schema: outputSchema, schemaId: outputSchemaId, manifest }),
+      models: served,
+      stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId, scorerVersion: SCORER_VERSION, deadLetterMaxBytes: config.topics.dlqMaxMessageBytes }),
       committer: producers,
       outputTopic: config.topics.output,
       dlqTopic: config.topics.dlq,
-      deadLetterContext: { scorerVersion: SCORER_VERSION, modelName: manifest.name, modelVersion: manifest.version, maxMessageBytes: config.topics.dlqMaxMessageBytes },
       logger: stageLogger(logger, 'pipeline'),
       now: Date.now,
     });
@@ -111,7 +143,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       topic: config.topics.input,
       handler: processor,
       leases: producers,
-      circuit,
+      circuit: { cooldownMs: config.circuit.cooldownMs },
       metrics,
       logger: stageLogger(logger, 'consume'),
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
@@ -123,24 +155,35 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
         metrics.recordsScored.inc({ topic: config.topics.input, model: manifest.name }, result.scored);
         for (const [code, n] of Object.entries(result.deadLettered)) metrics.recordsDeadLettered.inc({ topic: config.topics.input, code }, n);
         for (const t of result.eventTimes) metrics.endToEndLatency.observe((now - t) / 1000);
+        for (const { version, role, scored, failed } of result.versions) {
+          if (scored > 0) metrics.versionRecordsScored.inc({ version, role }, scored);
+          if (failed > 0) metrics.versionRecordsFailed.inc({ version, role }, failed);
+        }
       },
       onCrash: crash,
     });
-    health.watch({ consumerJoined: () => consume.joined, circuitOpen: () => circuit.open });
+    // Readiness and the consume stage's cool-down follow the stable version's circuit (a canary's or shadow's never).
+    health.watch({ consumerJoined: () => consume.joined, circuitOpen: () => served.current().stable.circuit.open });
     lifecycle.onStop('consumer', () => consume.stop());
     await consume.start();
-    const lag = new LagPoller({ admin, groupId: config.kafka.groupId, topic: config.topics.input, metrics, logger: stageLogger(logger, 'lag'), progress: (p) => consume.progress(p) });
-    lag.start(config.lagPollIntervalMs);
-    lifecycle.onStop('lag', async () => lag.stop());
+    if (!embedded) {
+      // [threads] embedded: the supervisor's one lag poller covers every pipeline.
+      const lag = new LagPoller({ admin, groupId: config.kafka.groupId, topic: config.topics.input, metrics, logger: stageLogger(logger, 'lag'), progress: (p) => consume.progress(p) });
+      lag.start(config.lagPollIntervalMs);
+      lifecycle.onStop('lag', async () => lag.stop());
+    }
     logger.info({ input: config.topics.input, output: config.topics.output, dlq: config.topics.dlq, groupId: config.kafka.groupId }, 'consuming');
 
     return {
       metrics,
       registry,
-      model,
-      httpPort: http.port,
+      model: stable.model,
+      models: served,
+      httpPort: http?.port ?? 0,
       health: () => health.state(),
+      reloadDeployment: () => served.reload(),
       crashed,
+      progress: (p) => consume.progress(p),
       stop: async (deadlineMs) => {
         health.shuttingDown();
         const clean = await lifecycle.stop(deadlineMs);

@@ -6,7 +6,8 @@
  * per variable. Secrets never reach a message: values are echoed, secrets are not.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { type Entry, type Io, bool, brokers, httpUrl, int, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
+import { availableParallelism } from 'node:os';
+import { type Entry, type Io, bool, brokers, directory, httpUrl, int, intOrAuto, jsonFile, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
 import { REDACTED, quote } from './config/redact.js';
 import { ScorerError } from './errors.js';
 
@@ -50,6 +51,7 @@ export const DEFAULTS = {
   LAG_POLL_INTERVAL_MS: 5_000, // ms between consumer-lag polls of the broker
   KAFKA_SSL: false, // implied true when any KAFKA_SSL_*_FILE is set
   KAFKA_SSL_REJECT_UNAUTHORIZED: true,
+  PIPELINE_THREADS: 1, // pipelines (worker threads) in one process, or 'auto' = available cores (src/threads/)
   INFER_HTTP: false, // the Open Inference Protocol v2 endpoint on HTTP_PORT (src/serve/oip.ts)
   INFER_HTTP_MAX_QUEUED_ROWS: 10_000, // rows of HTTP requests accepted and not yet answered; beyond: 503
   INFER_HTTP_TIMEOUT_MS: 5_000, // ms a request waits for its scores; then 504
@@ -102,7 +104,11 @@ export interface Config {
   };
   /** outputSchemaId: an id registered for the scorer's output schema; when set the scorer checks it instead of registering. */
   registry: { url: string; timeoutMs: number; auth?: { username: string; password: string }; ca?: PemFile; outputSchemaId?: number };
-  model: { path: string };
+  /**
+   * The model: one file (MODEL_PATH, its manifest beside it) or a repository of versions
+   * (MODEL_REPOSITORY, src/model/), served as MODEL_DEPLOYMENT says (its highest version without it).
+   */
+  model: { kind: 'file'; path: string } | { kind: 'repository'; repository: string; deployment?: string };
   batch: { maxSize: number; maxDelayMs: number; idleDispatch: boolean };
   infer: { mode: 'worker' | 'main'; workers: number; intraOpThreads: number; graphOptimization: 'disabled' | 'basic' | 'extended' | 'all'; spinning: boolean; closeTimeoutMs: number };
   backpressure: { maxInFlightRows: number; resumeInFlightRows: number };
@@ -110,6 +116,8 @@ export interface Config {
   http: { port: number; host: string };
   /** The Open Inference Protocol endpoint (src/serve/oip.ts): off unless INFER_HTTP=true. */
   inferHttp: { enabled: boolean; maxQueuedRows: number; timeoutMs: number; maxBodyBytes: number };
+  /** Pipelines in worker threads (PIPELINE_THREADS, src/threads/); 1 = the pipeline on the main thread, as before. */
+  pipelineThreads: number;
   logLevel: LogLevel;
   lagPollIntervalMs: number;
   shutdownTimeoutMs: number;
@@ -120,6 +128,7 @@ export interface Config {
 export interface LoadConfigOptions {
   readFile?: (path: string) => string;
   isFile?: (path: string) => boolean;
+  isDirectory?: (path: string) => boolean;
   /** Required variables a command does without (score-file needs no Kafka): not reported when missing. */
   notRequired?: readonly string[];
 }
@@ -149,7 +158,10 @@ const SCHEMA = {
   // 4 KiB: room for the dlq.* headers of a cut dead letter; keep it at or below the dead-letter topic's max.message.bytes.
   DLQ_MAX_MESSAGE_BYTES: withDefault(int(4_096, MAX_INT32), DEFAULTS.DLQ_MAX_MESSAGE_BYTES),
   SCHEMA_REGISTRY_URL: required(httpUrl),
-  MODEL_PATH: required(onnxFile),
+  // One of MODEL_PATH and MODEL_REPOSITORY (RULES).
+  MODEL_PATH: optional(onnxFile),
+  MODEL_REPOSITORY: optional(directory),
+  MODEL_DEPLOYMENT: optional(jsonFile),
   BATCH_MAX_SIZE: withDefault(int(1, 65_536), DEFAULTS.BATCH_MAX_SIZE),
   BATCH_MAX_DELAY_MS: withDefault(int(0, 60_000), DEFAULTS.BATCH_MAX_DELAY_MS),
   BATCH_IDLE_DISPATCH: withDefault(bool, DEFAULTS.BATCH_IDLE_DISPATCH),
@@ -181,6 +193,7 @@ const SCHEMA = {
   SCHEMA_REGISTRY_CA_FILE: optional(pemFile),
   // Ids are the 4-byte signed int of the Confluent wire format; registries start them at 1.
   OUTPUT_SCHEMA_ID: optional(int(1, MAX_INT32)),
+  PIPELINE_THREADS: withDefault(intOrAuto(1, 64, availableParallelism), DEFAULTS.PIPELINE_THREADS),
   INFER_HTTP: withDefault(bool, DEFAULTS.INFER_HTTP),
   INFER_HTTP_MAX_QUEUED_ROWS: withDefault(int(1, 10_000_000), DEFAULTS.INFER_HTTP_MAX_QUEUED_ROWS),
   INFER_HTTP_TIMEOUT_MS: withDefault(int(1, 600_000), DEFAULTS.INFER_HTTP_TIMEOUT_MS),
@@ -228,6 +241,12 @@ const givenOrDefault = (raw: Partial<Record<Key, string>>, k: Key, v: unknown): 
 const SSL_FILES: Key[] = ['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'];
 
 const RULES: Rule[] = [
+  (_, raw) => {
+    const [file, repo] = [set(raw, 'MODEL_PATH'), set(raw, 'MODEL_REPOSITORY')];
+    if (file && repo) return [`MODEL_REPOSITORY: expected MODEL_PATH or MODEL_REPOSITORY, not both, got both (MODEL_PATH ${quote(raw.MODEL_PATH ?? '')})`];
+    if (!file && !repo) return [`MODEL_PATH: expected ${SCHEMA.MODEL_PATH.expected} (or MODEL_REPOSITORY: ${SCHEMA.MODEL_REPOSITORY.expected} of model versions), got nothing (required)`];
+    return set(raw, 'MODEL_DEPLOYMENT') && !repo ? [`MODEL_DEPLOYMENT: expected MODEL_REPOSITORY to be set (a deployment names versions of a repository), got MODEL_PATH`] : [];
+  },
   (v) => {
     const pairs = [['INPUT_TOPIC', 'OUTPUT_TOPIC'], ['INPUT_TOPIC', 'DLQ_TOPIC'], ['OUTPUT_TOPIC', 'DLQ_TOPIC']] as const;
     return pairs.filter(([a, b]) => v[a] !== undefined && v[a] === v[b]).map(([a, b]) => `${b}: expected a topic other than ${a}'s, got ${quote(v[b] ?? '')}`);
@@ -251,6 +270,10 @@ const RULES: Rule[] = [
     // Credentials without a mechanism would silently connect unauthenticated.
     return set(raw, 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD') ? [`KAFKA_SASL_MECHANISM: expected ${SCHEMA.KAFKA_SASL_MECHANISM.expected} when KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set, got nothing`] : [];
   },
+  // The OIP endpoint shares one pipeline's batcher and workers; with several pipelines there is no
+  // one pipeline to send requests to (README "Open Inference Protocol endpoint").
+  ({ INFER_HTTP: oip, PIPELINE_THREADS: threads }, raw) =>
+    oip === true && threads !== undefined && threads > 1 ? [`INFER_HTTP: expected false when PIPELINE_THREADS is above 1 (it is ${threads}: serve OIP from a PIPELINE_THREADS=1 deployment), got ${quote(raw.INFER_HTTP ?? '')}`] : [],
   (_, raw) => {
     const [user, pass] = [set(raw, 'SCHEMA_REGISTRY_USERNAME'), set(raw, 'SCHEMA_REGISTRY_PASSWORD')];
     if (user === pass) return [];
@@ -267,11 +290,20 @@ const isFile = (p: string): boolean => {
   }
 };
 
+const isDirectory = (p: string): boolean => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
 /** Reads, validates and types the configuration; throws one CONFIG_INVALID listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   const io: Io = {
     readFile: options.readFile ?? ((p) => readFileSync(p, 'utf8')),
     isFile: options.isFile ?? isFile,
+    isDirectory: options.isDirectory ?? isDirectory,
   };
   const problems: string[] = [];
   const raw: Partial<Record<Key, string>> = env.CONFIG_FILE === undefined ? {} : readConfigFile(env.CONFIG_FILE, io, problems);
@@ -329,13 +361,16 @@ function build(v: Values): Config {
     },
     topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, dlqMaxMessageBytes: v.DLQ_MAX_MESSAGE_BYTES, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
     registry: { url: v.SCHEMA_REGISTRY_URL, timeoutMs: FIXED.REGISTRY_TIMEOUT_MS, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }), ...(v.OUTPUT_SCHEMA_ID !== undefined && { outputSchemaId: v.OUTPUT_SCHEMA_ID }) },
-    model: { path: v.MODEL_PATH },
+    model: v.MODEL_REPOSITORY !== undefined
+      ? { kind: 'repository', repository: v.MODEL_REPOSITORY, ...(v.MODEL_DEPLOYMENT !== undefined && { deployment: v.MODEL_DEPLOYMENT }) }
+      : { kind: 'file', path: v.MODEL_PATH as string },
     batch: { maxSize: v.BATCH_MAX_SIZE, maxDelayMs: v.BATCH_MAX_DELAY_MS, idleDispatch: v.BATCH_IDLE_DISPATCH },
     infer: { mode: v.INFER_MODE, workers: v.INFER_WORKERS, intraOpThreads: v.INFER_INTRA_OP_THREADS, graphOptimization: v.INFER_GRAPH_OPTIMIZATION, spinning: v.INFER_SPINNING, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS },
     backpressure: { maxInFlightRows: v.MAX_IN_FLIGHT_ROWS, resumeInFlightRows: v.RESUME_IN_FLIGHT_ROWS },
     circuit: { failureThreshold: v.CIRCUIT_FAILURE_THRESHOLD, cooldownMs: v.CIRCUIT_COOLDOWN_MS },
     http: { port: v.HTTP_PORT, host: v.HTTP_HOST },
     inferHttp: { enabled: v.INFER_HTTP, maxQueuedRows: v.INFER_HTTP_MAX_QUEUED_ROWS, timeoutMs: v.INFER_HTTP_TIMEOUT_MS, maxBodyBytes: v.INFER_HTTP_MAX_BODY_BYTES },
+    pipelineThreads: v.PIPELINE_THREADS,
     logLevel: v.LOG_LEVEL,
     lagPollIntervalMs: v.LAG_POLL_INTERVAL_MS,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,

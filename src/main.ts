@@ -2,6 +2,7 @@
  * Entry point (`npm start`, the `kafka-onnx-scorer` command). Builds the stages from validated
  * configuration, in dependency order, and owns the lifecycle:
  *   start: config -> http (liveness) -> model + warm-up -> registry -> topics -> producers -> consumer -> ready
+ *   SIGHUP: re-read MODEL_DEPLOYMENT (a refused change keeps the current deployment);
  *   stop (SIGTERM/SIGINT): not ready -> stop fetching (the running chunk commits) -> close inference
  *        -> disconnect -> flush logs, within SHUTDOWN_TIMEOUT_MS; a second signal aborts at once.
  * Exit codes: 0 clean stop, 1 crash, drain timeout or a permanent start-up failure (e.g. the registry
@@ -10,7 +11,6 @@
 import { type Config, loadConfig, redactedConfig } from './config.js';
 import { ScorerError } from './errors.js';
 import { createLogger, flushLogger } from './ops/logger.js';
-import { startScorer } from './app.js';
 import { SCORER_VERSION } from './version.js';
 
 export const EXIT = { ok: 0, crash: 1, config: 2 } as const;
@@ -28,7 +28,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   }
   const logger = createLogger(config.logLevel);
   logger.info({ config: redactedConfig(config), version: SCORER_VERSION }, 'starting');
-  const scorer = await startScorer(config, logger).catch(async (err: unknown) => {
+  // PIPELINE_THREADS > 1: the pipelines in worker threads (src/threads/); 1: on this thread, as it always ran.
+  // Imported when chosen: a supervisor thread that loaded the pipeline's modules (onnxruntime, avsc, …) would only carry their heap.
+  const start = config.pipelineThreads > 1 ? (await import('./threads/supervisor.js')).startPipelines : (await import('./app.js')).startScorer;
+  const scorer = await start(config, logger).catch(async (err: unknown) => {
     // Our own errors carry a message that names the setting or subject and what to do: make it the log line (no stack: not a bug).
     if (err instanceof ScorerError) logger.fatal({ code: err.code, ...(err.cause instanceof Error && { cause: err.cause.message }) }, err.message);
     else logger.fatal({ err }, 'start-up failed');
@@ -54,6 +57,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP re-reads MODEL_DEPLOYMENT (and never ends the process, which is Node's default for it).
+    process.on('SIGHUP', () => {
+      if (scorer.reloadDeployment()) logger.info('SIGHUP: re-reading MODEL_DEPLOYMENT');
+      else logger.warn('SIGHUP: no MODEL_DEPLOYMENT to re-read (it applies with MODEL_REPOSITORY); ignored');
+    });
     scorer.crashed.then(async (err) => {
       logger.fatal({ err }, 'consumer crashed; exiting');
       await scorer.stop(Math.min(config.crashStopMs, config.shutdownTimeoutMs)).catch(() => false);

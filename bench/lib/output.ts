@@ -19,6 +19,8 @@ interface Visible {
   offset: number;
   eventTime: number;
   scoredTime: number;
+  /** model.version of the scored event. */
+  version: string;
 }
 
 export class ScoredDecoder {
@@ -27,19 +29,22 @@ export class ScoredDecoder {
 
   constructor(root: string) {
     const writer = JSON.parse(readFileSync(resolve(root, 'schemas/scored-event.avsc'), 'utf8')) as { name: string; namespace: string; fields: { name: string }[] };
-    const keep = new Set(['source', 'event_time', 'scored_time']);
+    const keep = new Set(['source', 'event_time', 'scored_time', 'model']);
     this.#reader = avro.Type.forSchema({ ...writer, fields: writer.fields.filter((f) => keep.has(f.name)) } as avro.Schema);
     this.#resolver = this.#reader.createResolver(avro.Type.forSchema(writer as avro.Schema));
   }
 
   decode(value: Buffer): Visible {
     // 5-byte Confluent header (magic 0 + schema id); the writer is always our scored-event schema.
-    const v = this.#reader.decode(value, 5, this.#resolver).value as { source: { partition: number; offset: number }; event_time: number; scored_time: number };
-    return { partition: v.source.partition, offset: v.source.offset, eventTime: Number(v.event_time), scoredTime: Number(v.scored_time) };
+    const v = this.#reader.decode(value, 5, this.#resolver).value as { source: { partition: number; offset: number }; event_time: number; scored_time: number; model: { version: string } };
+    return { partition: v.source.partition, offset: v.source.offset, eventTime: Number(v.event_time), scoredTime: Number(v.scored_time), version: v.model.version };
   }
 }
 
 export interface LatencyRecord {
+  partition: number;
+  offset: number;
+  version: string;
   eventTime: number;
   scoredTime: number;
   /** Date.now() when the fetch carrying it was handed to this consumer. */
@@ -76,7 +81,7 @@ export class LatencyReader {
         for (const m of batch.messages) {
           if (m.value === null) continue;
           const v = this.#decoder.decode(m.value);
-          if (v.eventTime >= since) this.records.push({ eventTime: v.eventTime, scoredTime: v.scoredTime, visibleAt });
+          if (v.eventTime >= since) this.records.push({ partition: v.partition, offset: v.offset, version: v.version, eventTime: v.eventTime, scoredTime: v.scoredTime, visibleAt });
         }
       },
     });

@@ -1,8 +1,11 @@
 /**
  * The scorer, started in the demo's own process on the run's topics: its connection and topic
  * settings are the demo's, tuning variables (BATCH_*, INFER_*, FETCH_*, ...) come from the
- * environment, its logs go to the run's log file, and its HTTP port is 8080 when free.
+ * environment, its logs go to the run's log file, and its HTTP port is 8080 when free. It serves
+ * the model repository models/churn with a canary: 10 % of keys to 1.1.0, the rest to 1.0.0
+ * (the deployment file is .stack/demo/deployment.json: edit it while the demo runs to swap).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { type Config, loadConfig } from '../../src/config.js';
@@ -17,6 +20,7 @@ import type { LogSink } from './log-sink.js';
 import { PARTITIONS, type RunNames } from './runs.js';
 
 const PREFERRED_HTTP_PORT = 8080;
+const DEPLOYMENT = { stable: '1.0.0', canary: { version: '1.1.0', percent: 10 } };
 /** Tuning variables passed through to the scorer; everything about where it connects is the demo's. */
 const PASS_THROUGH = /^(BATCH_|INFER_|FETCH_|CIRCUIT_|PARTITIONS_CONSUMED_CONCURRENTLY$|MAX_IN_FLIGHT_ROWS$|RESUME_IN_FLIGHT_ROWS$|KAFKA_(SESSION_TIMEOUT|HEARTBEAT_INTERVAL|TRANSACTION_TIMEOUT)_MS$|SHUTDOWN_TIMEOUT_MS$|LOG_LEVEL$|HTTP_HOST$)/;
 
@@ -45,6 +49,9 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
   const { st, print, rel } = term;
   const host = process.env.HTTP_HOST ?? '127.0.0.1';
   const passed = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && PASS_THROUGH.test(k)));
+  const deployment = resolve(ROOT, '.stack/demo/deployment.json');
+  mkdirSync(resolve(ROOT, '.stack/demo'), { recursive: true });
+  writeFileSync(deployment, `${JSON.stringify(DEPLOYMENT, null, 2)}\n`);
   const configFor = (port: number): Config =>
     loadConfig({
       LOG_LEVEL: 'warn',
@@ -57,7 +64,8 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
       GROUP_ID: names.group,
       KAFKA_CLIENT_ID: 'kafka-onnx-scorer-demo',
       TOPIC_PARTITIONS: String(PARTITIONS),
-      MODEL_PATH: resolve(ROOT, 'models/churn.onnx'),
+      MODEL_REPOSITORY: resolve(ROOT, 'models/churn'),
+      MODEL_DEPLOYMENT: deployment,
       HTTP_HOST: host,
       HTTP_PORT: String(port),
     });
@@ -69,7 +77,7 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
     return 1;
   }
   const logger = createLogger(config.logLevel, { destination: log });
-  print(`${st.bold('scorer')}    starting in this process (model ${rel(config.model.path)}; logs at ${config.logLevel} to ${rel(log.path)})`);
+  print(`${st.bold('scorer')}    starting in this process (model ${rel(config.model.kind === 'file' ? config.model.path : config.model.repository)}; logs at ${config.logLevel} to ${rel(log.path)})`);
   const start = async (): Promise<RunningScorer> => {
     try {
       return await startScorer(config, logger);
@@ -99,6 +107,8 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
   const m = running.model.manifest;
   const inference = config.infer.mode === 'worker' ? `${config.infer.workers} inference worker thread${config.infer.workers === 1 ? '' : 's'}` : 'inference on the main thread';
   print(`          ready: model ${m.name} ${m.version} (sha256 ${running.model.sha256.slice(0, 12)}…), batches of up to ${config.batch.maxSize} rows, ${inference}`);
+  print(`          canary: ${DEPLOYMENT.canary.percent} % of keys to ${DEPLOYMENT.canary.version} (edit ${rel(deployment)} to swap, roll back or add a shadow)`);
+  print(`${st.bold('models')}    ${st.cyan(`${baseUrl}/models`)}`);
   print(`${st.bold('metrics')}   ${st.cyan(`${baseUrl}/metrics`)}`);
   print(`${st.bold('ready')}     ${st.cyan(`${baseUrl}/readyz`)}   ${st.dim(`(health: ${baseUrl}/healthz)`)}`);
   const crash = { happened: false, error: undefined as unknown };

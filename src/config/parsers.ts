@@ -8,6 +8,7 @@ import type { PemFile } from '../config.js';
 export interface Io {
   readFile: (path: string) => string;
   isFile: (path: string) => boolean;
+  isDirectory: (path: string) => boolean;
 }
 
 export interface Parser<T> {
@@ -31,6 +32,14 @@ export const int = (min: number, max: number): Parser<number> => ({
     return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
   },
 });
+/** An integer in [min, max], or 'auto' for what `auto()` answers (clamped to the range). */
+export const intOrAuto = (min: number, max: number, auto: () => number): Parser<number> => {
+  const n = int(min, max);
+  return {
+    expected: `${n.expected} or 'auto'`,
+    parse: (raw, io) => (raw.toLowerCase() === 'auto' ? Math.min(max, Math.max(min, auto())) : n.parse(raw, io)),
+  };
+};
 const BOOLS: Record<string, boolean> = { true: true, 1: true, yes: true, false: false, 0: false, no: false };
 export const bool: Parser<boolean> = { expected: 'a boolean (true/false/1/0/yes/no)', parse: (raw) => BOOLS[raw.toLowerCase()] };
 export const oneOf = <T extends string>(values: readonly T[]): Parser<T> => ({
@@ -67,6 +76,14 @@ export const httpUrl: Parser<string> = {
 export const onnxFile: Parser<string> = {
   expected: 'an existing .onnx file',
   parse: (raw, io) => (raw.toLowerCase().endsWith('.onnx') && io.isFile(raw) ? raw : undefined),
+};
+export const directory: Parser<string> = {
+  expected: 'an existing directory',
+  parse: (raw, io) => (io.isDirectory(raw) ? raw : undefined),
+};
+export const jsonFile: Parser<string> = {
+  expected: 'an existing .json file',
+  parse: (raw, io) => (raw.toLowerCase().endsWith('.json') && io.isFile(raw) ? raw : undefined),
 };
 export const pemFile: Parser<PemFile> = {
   expected: 'an existing readable file',

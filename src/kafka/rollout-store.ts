@@ -42,6 +42,8 @@ export class KafkaRolloutStore implements RolloutStore {
   #producer: Producer | undefined;
   #consumer: Consumer | undefined;
   #started = false;
+  /** Writes in flight: stop() waits for them, so a decision taken just before a stop is kept. */
+  readonly #writing = new Set<Promise<unknown>>();
 
   constructor(opts: KafkaRolloutStoreOptions) {
     this.#o = opts;
@@ -108,14 +110,19 @@ export class KafkaRolloutStore implements RolloutStore {
     if (this.#producer === undefined) throw new Error('bug: KafkaRolloutStore.write before start');
     const { topic, groupId } = this.#o;
     const key = `${groupId}/${record.key}/${record.state}/${record.step}`;
+    const sending = this.#producer.send({ topic, acks: -1, messages: [{ key, value: JSON.stringify({ ...record, group: groupId }) }] });
+    this.#writing.add(sending);
     try {
-      await this.#producer.send({ topic, acks: -1, messages: [{ key, value: JSON.stringify({ ...record, group: groupId }) }] });
+      await sending;
     } catch (err) {
       throw new ScorerError('KAFKA_UNAVAILABLE', `writing the guard decision to ${topic} failed`, { cause: err });
+    } finally {
+      this.#writing.delete(sending);
     }
   }
 
   async stop(): Promise<void> {
+    await Promise.allSettled([...this.#writing]);
     await Promise.allSettled([this.#consumer?.disconnect(), this.#producer?.disconnect()]);
   }
 

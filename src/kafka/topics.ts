@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ScorerError } from '../errors.js';
 
-export async function ensureTopics(admin: Admin, config: Config, logger: Logger): Promise<void> {
-  const wanted = [config.topics.input, config.topics.output, config.topics.dlq];
+/** Creates `wanted` (by default the input, output and dead-letter topics) where missing. */
+export async function ensureTopics(admin: Admin, config: Config, logger: Logger, wanted: readonly string[] = [config.topics.input, config.topics.output, config.topics.dlq]): Promise<void> {
   let existing: string[];
   try {
     existing = await admin.listTopics();

@@ -52,6 +52,8 @@ export interface ModelSetOptions {
   hooks?: ModelSetHooks;
   /** Input, output and dead-letter topics: a shadow may not write to them. */
   reservedTopics?: readonly string[];
+  /** Creates a shadow's topic if missing, before the change that names it applies (a failure refuses it). */
+  ensureTopic?: (topic: string) => Promise<void>;
   /** Deadline for closing an unloaded version's sessions (ms). */
   closeDeadlineMs?: number;
   /** Guard tuning, for tests (guard.ts GuardOptions). */
@@ -166,6 +168,7 @@ export class ModelSet {
     const guard = key === undefined ? undefined : key === this.#guard?.key ? this.#guard : { key, guard: this.#newGuard(key, file) };
     const fresh: PreparedVersion[] = [];
     try {
+      if (file.shadow !== undefined && this.#o.ensureTopic !== undefined) await this.#o.ensureTopic(file.shadow.topic);
       for (const v of versionsOf(effectiveOf(file, guard?.guard))) {
         const loaded = this.#pool.entries.get(v);
         if (loaded === undefined) {
@@ -275,6 +278,8 @@ export class ModelSet {
   #updateGauges(): void {
     const { metrics } = this.#o;
     metrics.modelVersionsLoaded.set(this.#pool.entries.size);
+    metrics.modelInfo.reset();
+    for (const { prepared: p } of this.#pool.entries.values()) metrics.modelInfo.set({ name: p.model.manifest.name, version: p.version, sha256: p.model.sha256 }, 1);
     metrics.canaryTrafficRatio.set((this.#pool.current?.effective.canary?.percent ?? 0) / 100);
     const state = this.#guard?.guard.state ?? 'none';
     for (const s of GUARD_STATES) metrics.canaryGuardState.set({ state: s }, s === state ? 1 : 0);

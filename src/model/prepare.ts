@@ -77,18 +77,26 @@ export class PrepareError extends ScorerError {
 
 /** Loads, checks, opens and warms up `version` of the repository `dir`; throws PrepareError. */
 export async function prepareVersion(dir: string, version: string, createScorer: CreateScorer, hooks: ScorerHooks = {}, now: () => number = Date.now): Promise<PreparedVersion> {
-  const step = <T>(name: PrepareStep, fn: () => T): T => {
-    try {
-      return fn();
-    } catch (err) {
-      throw new PrepareError(version, name, err);
-    }
-  };
-  const model = step('load', () => loadVersion(dir, version));
-  const { readerType, vectorizer } = step('schema', () => {
-    const type = avro.Type.forSchema(model.readerSchema);
-    return { readerType: type, vectorizer: new Vectorizer(model.manifest, type, 'MODEL_REPOSITORY') };
-  });
+  let model: LoadedModel;
+  try {
+    model = loadVersion(dir, version);
+  } catch (err) {
+    throw new PrepareError(version, 'load', err);
+  }
+  return prepareModel(model, createScorer, hooks, now);
+}
+
+/** Checks, opens and warms up a loaded model (a repository version, or MODEL_PATH's); throws PrepareError. */
+export async function prepareModel(model: LoadedModel, createScorer: CreateScorer, hooks: ScorerHooks = {}, now: () => number = Date.now, source: 'MODEL_PATH' | 'MODEL_REPOSITORY' = 'MODEL_REPOSITORY'): Promise<PreparedVersion> {
+  const { version } = model.manifest;
+  let readerType: avro.Type;
+  let vectorizer: Vectorizer;
+  try {
+    readerType = avro.Type.forSchema(model.readerSchema);
+    vectorizer = new Vectorizer(model.manifest, readerType, source);
+  } catch (err) {
+    throw new PrepareError(version, 'schema', err);
+  }
   let opened: VersionScorer;
   try {
     opened = await createScorer(model, hooks);

@@ -22,6 +22,8 @@ export interface ScoreReport {
   failed: number;
   /** Set when the call was rejected (for the shadow: swallowed). */
   error?: ScorerError;
+  /** The call's outcomes (absent when rejected): the score histograms by version read them. */
+  outcomes?: readonly RowOutcome[];
 }
 
 export function roleScorer(inner: RowScorer, version: string, role: Role, report: (r: ScoreReport) => void): RowScorer {
@@ -43,7 +45,7 @@ export function roleScorer(inner: RowScorer, version: string, role: Role, report
       }
       let failed = 0;
       for (const o of outcomes) if (!o.ok) failed++;
-      report({ version, role, rows, failed });
+      report({ version, role, rows, failed, outcomes });
       return outcomes;
     },
   };

@@ -24,9 +24,10 @@ export interface HttpServerOptions {
   port: number;
   host: string;
   registry: Registry;
-  health: () => HealthState;
+  /** May be async: with PIPELINE_THREADS > 1 the pipelines are asked over their message ports (src/threads/). */
+  health: () => HealthState | Promise<HealthState>;
   /** GET /models (the model set's snapshot, model-set.ts); absent: no such route. */
-  models?: () => unknown;
+  models?: () => unknown;  // may be async (PIPELINE_THREADS > 1: asked of a pipeline thread)
   logger: Logger;
 }
 
@@ -110,18 +111,18 @@ class ProbeServer implements HttpServer {
       return;
     }
     if (path === '/models' && models !== undefined) {
-      res.writeHead(200, JSON_HEADERS).end(JSON.stringify(models()));
+      res.writeHead(200, JSON_HEADERS).end(JSON.stringify(await models()));
       return;
     }
     if (path === '/metrics') {
       const { registry, health } = this.#opts;
       // Evaluating health refreshes the readiness gauge, so a scrape never shows a stale scorer_ready.
-      health();
+      await health();
       const text = await registry.metrics();
       res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' }).end(text);
       return;
     }
-    const state = this.#health();
+    const state = await this.#health();
     const ok = path === '/healthz' ? state.live : state.ready;
     const body = ok
       ? { status: 'ok', checks: state.checks }
@@ -130,9 +131,9 @@ class ProbeServer implements HttpServer {
   }
 
   /** A throwing health function means neither live nor ready, not a 500 the probe misreads. */
-  #health(): HealthState {
+  async #health(): Promise<HealthState> {
     try {
-      return this.#opts.health();
+      return await this.#opts.health();
     } catch (err) {
       this.#opts.logger.error({ err }, 'health check threw');
       return { live: false, ready: false, checks: { health: `check threw: ${err instanceof Error ? err.message : String(err)}` } };

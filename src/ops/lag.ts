@@ -14,7 +14,7 @@ import type { Admin } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { PartitionProgress } from '../stages/consume.js';
 import { LAG_STATUSES, LagStatusTracker, ownedPartitions } from './lag-status.js';
-import type { Metrics } from './metrics.js';
+import type { LagMetrics } from './metrics.js';
 
 export interface LagSample {
   partition: number;
@@ -22,25 +22,27 @@ export interface LagSample {
   seconds: number;
 }
 
+export interface LagPollerOptions {
+  admin: Admin;
+  groupId: string;
+  topic: string;
+  metrics: LagMetrics;
+  logger: Logger;
+  /** This instance's view of a partition it owns (the oldest uncommitted event, for lag in seconds). */
+  progress: (partition: number) => PartitionProgress | undefined;
+  /** Refreshes what `progress` reads before each poll (the pipelines' progress, when they run in worker threads: src/threads/). */
+  beforePoll?: () => Promise<void>;
+}
+
 export class LagPoller {
-  readonly #admin: Admin;
-  readonly #groupId: string;
-  readonly #topic: string;
-  readonly #metrics: Metrics;
-  readonly #log: Logger;
-  readonly #progress: (partition: number) => PartitionProgress | undefined;
+  readonly #o: LagPollerOptions;
   #timer: NodeJS.Timeout | undefined;
   #loop = 0;
   #last: LagSample[] = [];
   readonly #status = new LagStatusTracker();
 
-  constructor(opts: { admin: Admin; groupId: string; topic: string; metrics: Metrics; logger: Logger; progress: (partition: number) => PartitionProgress | undefined }) {
-    this.#admin = opts.admin;
-    this.#groupId = opts.groupId;
-    this.#topic = opts.topic;
-    this.#metrics = opts.metrics;
-    this.#log = opts.logger;
-    this.#progress = opts.progress;
+  constructor(opts: LagPollerOptions) {
+    this.#o = opts;
   }
 
   get last(): readonly LagSample[] {
@@ -53,7 +55,7 @@ export class LagPoller {
     const loop = ++this.#loop;
     const tick = () => {
       this.poll()
-        .catch((err: unknown) => this.#log.warn({ err: String(err) }, 'lag poll failed; keeping the previous values'))
+        .catch((err: unknown) => this.#o.logger.warn({ err: String(err) }, 'lag poll failed; keeping the previous values'))
         .finally(() => {
           if (this.#loop === loop && this.#timer !== undefined) this.#timer = setTimeout(tick, intervalMs);
         });
@@ -68,31 +70,32 @@ export class LagPoller {
   }
 
   async poll(now = Date.now()): Promise<LagSample[]> {
+    await this.#o.beforePoll?.();
     const [ends, committed, described] = await Promise.all([
-      this.#admin.fetchTopicOffsets(this.#topic),
-      this.#admin.fetchOffsets({ groupId: this.#groupId, topics: [this.#topic] }),
+      this.#o.admin.fetchTopicOffsets(this.#o.topic),
+      this.#o.admin.fetchOffsets({ groupId: this.#o.groupId, topics: [this.#o.topic] }),
       // Who holds each partition: tells STOP (nobody consumes it) from STALL (held, not moving).
-      this.#admin.describeGroups([this.#groupId]),
+      this.#o.admin.describeGroups([this.#o.groupId]),
     ]);
-    const owned = ownedPartitions(described.groups[0], this.#topic);
+    const owned = ownedPartitions(described.groups[0], this.#o.topic);
     const committedBy = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    const group = this.#groupId;
-    const topic = this.#topic;
+    const group = this.#o.groupId;
+    const topic = this.#o.topic;
     let sum = 0;
     const samples = ends.map(({ partition, high, low }) => {
       const c = committedBy.get(partition) ?? -1n;
       // Nothing committed yet: everything still retained is behind.
       const lag = Number(BigInt(high) - (c < 0n ? BigInt(low) : c));
-      const pendingAt = this.#progress(partition)?.oldestPendingAt;
+      const pendingAt = this.#o.progress(partition)?.oldestPendingAt;
       const seconds = lag > 0 && pendingAt !== undefined ? Math.max(0, (now - pendingAt) / 1000) : 0;
       sum += lag;
-      this.#metrics.consumerGroupLag.set({ group, topic, partition: String(partition) }, lag);
-      this.#metrics.consumerGroupLagSeconds.set({ group, topic, partition: String(partition) }, seconds);
+      this.#o.metrics.consumerGroupLag.set({ group, topic, partition: String(partition) }, lag);
+      this.#o.metrics.consumerGroupLagSeconds.set({ group, topic, partition: String(partition) }, seconds);
       const status = this.#status.observe(partition, { committed: c, low: BigInt(low), high: BigInt(high), lag, owned: owned.has(partition) });
-      for (const s of LAG_STATUSES) this.#metrics.consumerGroupLagStatus.set({ group, topic, partition: String(partition), status: s }, s === status ? 1 : 0);
+      for (const s of LAG_STATUSES) this.#o.metrics.consumerGroupLagStatus.set({ group, topic, partition: String(partition), status: s }, s === status ? 1 : 0);
       return { partition, lag, seconds };
     });
-    this.#metrics.consumerGroupLagSum.set({ group, topic }, sum);
+    this.#o.metrics.consumerGroupLagSum.set({ group, topic }, sum);
     this.#last = samples;
     return samples;
   }

@@ -10,15 +10,18 @@ import { ErrorCodes } from '../errors.js';
 const ROW_BUCKETS = exponentialBuckets(1, 2, 14);
 // Sub-millisecond to seconds: light models infer a batch in tens of microseconds.
 const FAST_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+// Scores are probabilities for the reference models: twenty 0.05-wide bins (and +Inf above 1).
+const SCORE_BUCKETS = Array.from({ length: 20 }, (_, i) => Math.round((i + 1) * 5) / 100);
 // Event time to commit: a transaction round trip is milliseconds; minutes of lag are an incident.
 const E2E_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-export function createMetrics(registry: Registry = new Registry()) {
+/**
+ * The consumer-lag gauges (src/ops/lag.ts), apart because with PIPELINE_THREADS > 1 one lag
+ * poller on the main thread sets them while the pipelines' registries hold the rest (src/threads/).
+ */
+export function createLagMetrics(registry: Registry) {
   const r = [registry];
-  // Node.js process metrics: event-loop lag, heap, GC pauses, CPU, file descriptors.
-  collectDefaultMetrics({ register: registry });
   return {
-    registry,
     /** gauge, messages: broker offset (high watermark, or last stable offset under read_committed) minus the group's committed offset, polled every LAG_POLL_INTERVAL_MS. */
     consumerGroupLag: new Gauge({ name: 'kafka_consumergroup_lag', help: 'Messages the consumer group is behind, per partition (end offset - committed offset).', labelNames: ['group', 'topic', 'partition'] as const, registers: r }),
     /** gauge, messages: kafka_consumergroup_lag summed over the partitions of a topic. */
@@ -27,6 +30,23 @@ export function createMetrics(registry: Registry = new Registry()) {
     consumerGroupLagSeconds: new Gauge({ name: 'kafka_consumergroup_lag_seconds', help: 'Age of the oldest unscored event, per partition (0 when caught up).', labelNames: ['group', 'topic', 'partition'] as const, registers: r }),
     /** gauge, 0/1 state set: the partition's lag status (OK, WARN, STALL, STOP, ERR; src/ops/lag-status.ts), 1 for the current one. */
     consumerGroupLagStatus: new Gauge({ name: 'kafka_consumergroup_lag_status', help: 'Lag status per partition (Burrow rules): 1 for the current status, 0 for the others.', labelNames: ['group', 'topic', 'partition', 'status'] as const, registers: r }),
+  };
+}
+
+export type LagMetrics = ReturnType<typeof createLagMetrics>;
+
+/*
+ * `aggregator`: how src/threads/merge.ts combines one metric across the pipelines of a
+ * PIPELINE_THREADS process (prom-client's AggregatorRegistry; the default is sum, right for
+ * counters, histograms and per-pipeline counts). Gauges of a state all pipelines share say otherwise.
+ */
+export function createMetrics(registry: Registry = new Registry()) {
+  const r = [registry];
+  // Node.js process metrics: event-loop lag, heap, GC pauses, CPU, file descriptors.
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    ...createLagMetrics(registry),
     /** gauge, messages: high watermark - our fetch position, from each fetched batch (no broker round trip). */
     fetchLag: new Gauge({ name: 'scorer_fetch_lag', help: 'High watermark minus the fetch position, per partition, as of the last fetched batch.', labelNames: ['topic', 'partition'] as const, registers: r }),
     /** counter, records: input records handed to the pipeline (including ones later dead-lettered). */
@@ -54,22 +74,31 @@ export function createMetrics(registry: Registry = new Registry()) {
     /** gauge, rows: rows fetched but not yet committed (the backpressure measure). */
     inFlightRows: new Gauge({ name: 'scorer_in_flight_rows', help: 'Rows fetched and not yet committed.', registers: r }),
     /** gauge, always 1: the loaded model, as labels (join on it in PromQL). */
-    modelInfo: new Gauge({ name: 'scorer_model_info', help: 'The loaded model (value is always 1).', labelNames: ['name', 'version', 'sha256'] as const, registers: r }),
+    modelInfo: new Gauge({ name: 'scorer_model_info', help: 'The loaded model (value is always 1).', labelNames: ['name', 'version', 'sha256'] as const, aggregator: 'first', registers: r }),
     /** gauge, 0/1: 1 while the inference circuit breaker is open (batches refused). */
-    circuitOpen: new Gauge({ name: 'scorer_circuit_open', help: '1 while the inference circuit breaker is open.', registers: r }),
+    circuitOpen: new Gauge({ name: 'scorer_circuit_open', help: '1 while the inference circuit breaker is open.', aggregator: 'max', registers: r }),
     /** gauge, 0/1: the /readyz answer. */
-    ready: new Gauge({ name: 'scorer_ready', help: '1 when the scorer is ready (what /readyz answers).', registers: r }),
+    ready: new Gauge({ name: 'scorer_ready', help: '1 when the scorer is ready (what /readyz answers).', aggregator: 'min', registers: r }),
     // Model rollout (src/model/model-set.ts). Alert rules use these names: never rename them.
     /** counter, changes: deployment changes (MODEL_DEPLOYMENT edits, SIGHUP) applied whole or refused whole (the current deployment kept), by result applied|refused. */
     deploymentChanges: new Counter({ name: 'scorer_deployment_changes_total', help: 'Deployment changes, by result (applied, refused: the current deployment kept scoring).', labelNames: ['result'] as const, registers: r }),
     /** counter, rollbacks: canaries the guard rolled back (traffic to 0), by canary version. */
     canaryRollbacks: new Counter({ name: 'scorer_canary_rollbacks_total', help: 'Automatic canary rollbacks, by canary version.', labelNames: ['version'] as const, registers: r }),
     /** gauge, ratio 0..1: share of keys the canary scores now (0 without a canary or after a rollback). */
-    canaryTrafficRatio: new Gauge({ name: 'scorer_canary_traffic_ratio', help: 'Share of keys routed to the canary version (0..1).', registers: r }),
+    canaryTrafficRatio: new Gauge({ name: 'scorer_canary_traffic_ratio', help: 'Share of keys routed to the canary version (0..1).', aggregator: 'max', registers: r }),
     /** gauge, 0/1 per state: the canary guard's state, 1 for the current one (none, unguarded, observing, healthy, rolled_back, promoted). */
-    canaryGuardState: new Gauge({ name: 'scorer_canary_guard_state', help: 'Canary guard state: 1 for the current state, 0 for the others.', labelNames: ['state'] as const, registers: r }),
+    canaryGuardState: new Gauge({ name: 'scorer_canary_guard_state', help: 'Canary guard state: 1 for the current state, 0 for the others.', labelNames: ['state'] as const, aggregator: 'max', registers: r }),
     /** gauge, versions: model versions loaded and warmed up (stable, canary, shadow; old ones until their last chunk is done). */
-    modelVersionsLoaded: new Gauge({ name: 'scorer_model_versions_loaded', help: 'Model versions loaded (sessions open).', registers: r }),
+    modelVersionsLoaded: new Gauge({ name: 'scorer_model_versions_loaded', help: 'Model versions loaded (sessions open).', aggregator: 'max', registers: r }),
+    // Per model version and role (stable, canary, shadow): compare a candidate with stable.
+    /** counter, records: scored events committed, by the version that scored them and its role (shadow: to the shadow topic). */
+    versionRecordsScored: new Counter({ name: 'scorer_version_records_scored_total', help: 'Scored events committed, by model version and role.', labelNames: ['version', 'role'] as const, registers: r }),
+    /** counter, records: records a version could not score (stable/canary: dead-lettered; shadow: no shadow event), by version and role. */
+    versionRecordsFailed: new Counter({ name: 'scorer_version_records_failed_total', help: 'Records a model version failed (dead-lettered; for the shadow: dropped), by version and role.', labelNames: ['version', 'role'] as const, registers: r }),
+    /** histogram, seconds: one batch inference, by version and role. */
+    versionInferenceDuration: new Histogram({ name: 'scorer_version_inference_duration_seconds', help: 'Duration of one batch inference, by model version and role.', labelNames: ['version', 'role'] as const, buckets: FAST_SECONDS, registers: r }),
+    /** histogram, score: the scores a version gives, by version and role; observed only while a canary or shadow serves (nothing to compare otherwise). */
+    versionScore: new Histogram({ name: 'scorer_version_score', help: 'Scores given, by model version and role (while a canary or shadow serves).', labelNames: ['version', 'role'] as const, buckets: SCORE_BUCKETS, registers: r }),
     /** counter, retries: transient failures retried, by stage and ScorerError code. */
     retries: new Counter({ name: 'scorer_retries_total', help: 'Transient failures retried, by stage and error code.', labelNames: ['stage', 'code'] as const, registers: r }),
   };
@@ -89,6 +118,7 @@ export function zeroCounters(metrics: Metrics, inputTopic: string): void {
     if (kind === 'transient') metrics.retries.inc({ stage, code }, 0);
   }
   for (const result of ['committed', 'aborted']) metrics.transactions.inc({ result }, 0);
+  for (const result of ['applied', 'refused']) metrics.deploymentChanges.inc({ result }, 0);
 }
 
 /**

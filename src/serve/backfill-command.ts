@@ -13,17 +13,16 @@ import { stageLogger } from '../ops/logger.js';
 import { createMetrics } from '../ops/metrics.js';
 import { Registry } from 'prom-client';
 import { ChunkProcessor } from '../stages/chunk.js';
-import { RowDecoder } from '../stages/decode/row-decoder.js';
-import { Encoder } from '../stages/encode.js';
+import { versionStages } from '../stages/version-stages.js';
 import { PartitionProducers } from '../stages/produce.js';
 import { topic as topicName } from '../config/parsers.js';
 import { ScorerError } from '../errors.js';
 import { UsageError, parse, printSummary, runJob } from './command.js';
-import { readSchema, startEngine } from './engine.js';
+import { engineModels, readSchema, startEngine } from './engine.js';
 import { chooseModel } from './model-choice.js';
 import { Progress } from './progress.js';
 import { BackfillRun, planCommitter } from './backfill/backfill.js';
-import { type Bound, type PartitionRange, defaultGroupId, encodePlan, parseBound, resolvePlan, storedPlan } from './backfill/plan.js';
+import { type Bound, type PartitionRange, checkRange, defaultGroupId, encodePlan, parseBound, resolvePlan, storedPlan } from './backfill/plan.js';
 
 export const BACKFILL_USAGE = `usage: kafka-onnx-scorer backfill --from <ISO time | earliest | partition:offset,…>
                                   --to <ISO time | now | partition:offset,…>
@@ -59,9 +58,10 @@ export async function backfillCommand(args: string[], env: NodeJS.ProcessEnv = p
     for (const f of ['from', 'to', 'output-topic'] as const) if (flags[f] === undefined) throw new UsageError(`--${f} is required`);
     from = parseBound(flags.from as string, '--from');
     to = parseBound(flags.to as string, '--to');
+    checkRange(from, to);
     for (const f of ['output-topic', 'dlq-topic'] as const) {
       const v = flags[f];
-      if (v !== undefined && topicName.parse(v, { readFile: () => '', isFile: () => false }) === undefined) throw new UsageError(`--${f}: expected ${topicName.expected}, got '${v}'`);
+      if (v !== undefined && topicName.parse(v, { readFile: () => '', isFile: () => false, isDirectory: () => false }) === undefined) throw new UsageError(`--${f}: expected ${topicName.expected}, got '${v}'`);
     }
     return { OUTPUT_TOPIC: flags['output-topic'] as string, ...(flags['dlq-topic'] !== undefined && { DLQ_TOPIC: flags['dlq-topic'] }) };
   };
@@ -117,13 +117,11 @@ export async function backfillCommand(args: string[], env: NodeJS.ProcessEnv = p
         await producers.commit({ partition: r.partition, outputs: [], nextOffset: r.from, metadata: encodePlan(r) });
       }
       const processor = new ChunkProcessor({
-        decoder: new RowDecoder({ registry: schemaRegistry, readerSchema: engine.readerSchema, manifest, registryTimeoutMs: config.registry.timeoutMs }),
-        scorer: engine.scorer,
-        encoder: new Encoder({ schema: outputSchema, schemaId, manifest }),
+        models: engineModels(engine),
+        stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId: schemaId, scorerVersion: SCORER_VERSION, deadLetterMaxBytes: config.topics.dlqMaxMessageBytes }),
         committer: planCommitter(producers, plan),
         outputTopic: output,
         dlqTopic: config.topics.dlq,
-        deadLetterContext: { scorerVersion: SCORER_VERSION, modelName: manifest.name, modelVersion: manifest.version },
         logger: stageLogger(logger, 'pipeline'),
         now: Date.now,
       });

@@ -6,7 +6,10 @@
  *   GET  /v2/models/<name>[/versions/<v>]      model metadata from the manifest
  *   GET  /v2/models/<name>[/versions/<v>]/ready
  *   POST /v2/models/<name>[/versions/<v>]/infer
- * Requests are scored by the stream's own RowScorer: their rows join the same micro-batches as
+ * Without a version, the stable version answers; `/versions/<v>` names any version the current
+ * deployment serves (stable, canary, shadow: MODEL_REPOSITORY), so a candidate can be asked
+ * directly. A request holds its generation (like a chunk) until answered: a deployment change
+ * never unloads the version under it. Requests are scored by the stream's own RowScorer: their rows join the same micro-batches as
  * the Kafka rows (dynamic batching across both) on the same inference workers. Bounded: at most
  * INFER_HTTP_MAX_QUEUED_ROWS rows wait (else 503 + Retry-After), each request waits at most
  * INFER_HTTP_TIMEOUT_MS (else 504), bodies are at most INFER_HTTP_MAX_BODY_BYTES (else 413).
@@ -17,7 +20,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type avro from 'avsc';
 import type { Logger } from 'pino';
 import { ScorerError } from '../errors.js';
-import type { LoadedModel } from '../model/manifest.js';
+import type { Lease, Served } from '../model/generation.js';
+import type { LoadedModel, Manifest } from '../model/manifest.js';
 import type { RouteHandler } from '../ops/http.js';
 import type { InferHttpMetrics } from '../ops/metrics.js';
 import { labelOf } from '../stages/encode.js';
@@ -27,9 +31,8 @@ import { EventRows } from './event-rows.js';
 import { type ModelInput, RequestError, parseInferRequest } from './oip-request.js';
 
 export interface OipOptions {
-  model: LoadedModel;
-  readerSchema: avro.Schema;
-  scorer: Pick<RowScorer, 'score'>;
+  /** The stream's model generations: one held per request. */
+  models: { acquire(): Lease };
   limits: { maxQueuedRows: number; timeoutMs: number; maxBodyBytes: number };
   /** True while requests can be scored (model warm, not shutting down, circuit closed). */
   ready(): boolean;
@@ -62,34 +65,63 @@ async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown
   }
 }
 
+/** What the endpoint needs of one version, built once per loaded version. */
+interface VersionView {
+  manifest: Manifest;
+  input: ModelInput;
+  classes: string[] | undefined;
+  outputNames: string[];
+  metadata: Record<string, unknown>;
+}
+
+function versionView({ manifest, readerSchema }: LoadedModel): VersionView {
+  const classes = manifest.outputs[manifest.score.output]?.classes;
+  return {
+    manifest,
+    classes,
+    input: { name: manifest.input.name, width: manifest.input.width, rows: new EventRows({ manifest, readerSchema: readerSchema as avro.Schema, requireEnvelope: false }) },
+    outputNames: ['score', ...(manifest.labels ? ['label'] : []), ...(classes ? ['scores'] : [])],
+    metadata: {
+      name: manifest.name,
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: manifest.input.name, datatype: 'FP32', shape: [-1, manifest.input.width], parameters: { features: manifest.features } }],
+      outputs: [
+        { name: 'score', datatype: 'FP32', shape: [-1], ...(manifest.score.meaning !== undefined && { parameters: { meaning: manifest.score.meaning } }) },
+        ...(manifest.labels ? [{ name: 'label', datatype: 'BYTES', shape: [-1], parameters: { threshold: manifest.threshold, ...manifest.labels } }] : []),
+        ...(classes ? [{ name: 'scores', datatype: 'FP32', shape: [-1, classes.length], parameters: { classes } }] : []),
+      ],
+    },
+  };
+}
+
+/** The versions a generation serves, stable first. */
+const servedVersions = (m: Lease): Served[] => [m.stable, ...(m.canary ? [m.canary] : []), ...(m.shadow ? [m.shadow] : [])];
+
 export function createOipHandler(opts: OipOptions): RouteHandler {
-  const { model, scorer, limits, metrics, logger } = opts;
-  const { manifest } = model;
-  const scoreOutput = manifest.outputs[manifest.score.output];
-  const classes = scoreOutput?.classes;
-  const input: ModelInput = { name: manifest.input.name, width: manifest.input.width, rows: new EventRows({ manifest, readerSchema: opts.readerSchema, requireEnvelope: false }) };
-  const outputNames = ['score', ...(manifest.labels ? ['label'] : []), ...(classes ? ['scores'] : [])];
-  const metadata = {
-    name: manifest.name,
-    versions: [manifest.version],
-    platform: 'onnxruntime_onnx',
-    inputs: [{ name: manifest.input.name, datatype: 'FP32', shape: [-1, manifest.input.width], parameters: { features: manifest.features } }],
-    outputs: [
-      { name: 'score', datatype: 'FP32', shape: [-1], ...(manifest.score.meaning !== undefined && { parameters: { meaning: manifest.score.meaning } }) },
-      ...(manifest.labels ? [{ name: 'label', datatype: 'BYTES', shape: [-1], parameters: { threshold: manifest.threshold, ...manifest.labels } }] : []),
-      ...(classes ? [{ name: 'scores', datatype: 'FP32', shape: [-1, classes.length], parameters: { classes } }] : []),
-    ],
+  const { models, limits, metrics, logger } = opts;
+  const views = new WeakMap<LoadedModel, VersionView>();
+  const acquire = (): Lease => {
+    try {
+      return models.acquire();
+    } catch {
+      throw new RequestError('shutting down: the models are closed', 503); // after stop() closed them, before the HTTP server
+    }
+  };
+  const viewOf = (model: LoadedModel): VersionView => {
+    let v = views.get(model);
+    if (v === undefined) views.set(model, (v = versionView(model)));
+    return v;
   };
   let queuedRows = 0;
 
-  const answer = (res: ServerResponse, started: number, status: number, body: unknown, headers?: Record<string, string>): void => {
+  const answer = (res: ServerResponse, started: number, name: string, status: number, body: unknown, headers?: Record<string, string>): void => {
     send(res, status, body, headers);
-    metrics.requests.inc({ model: manifest.name, status: String(status) });
-    metrics.duration.observe({ model: manifest.name }, (performance.now() - started) / 1000);
+    metrics.requests.inc({ model: name, status: String(status) });
+    metrics.duration.observe({ model: name }, (performance.now() - started) / 1000);
   };
 
   /** Scores the rows on the shared scorer; rejects with RequestError 503/504 when full, late or the model is failing. */
-  async function score(features: Float32Array, rows: number): Promise<RowOutcome[]> {
+  async function score(scorer: Pick<RowScorer, 'score'>, features: Float32Array, rows: number): Promise<RowOutcome[]> {
     if (rows > limits.maxQueuedRows) throw new RequestError(`${rows} rows in one request; at most ${limits.maxQueuedRows} (INFER_HTTP_MAX_QUEUED_ROWS)`, 413);
     if (queuedRows + rows > limits.maxQueuedRows) throw new RequestError(`queue full: ${queuedRows} rows waiting, at most ${limits.maxQueuedRows} (INFER_HTTP_MAX_QUEUED_ROWS); retry later`, 503);
     queuedRows += rows;
@@ -114,15 +146,16 @@ export function createOipHandler(opts: OipOptions): RouteHandler {
     }
   }
 
-  async function infer(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+  async function infer(req: IncomingMessage, res: ServerResponse, started: number, served: Served): Promise<void> {
     if (!opts.ready()) throw new RequestError('not ready (starting, shutting down, or the inference circuit is open)', 503);
+    const { manifest, input, outputNames, classes } = viewOf(served.model);
     const request = parseInferRequest(await readJson(req, limits.maxBodyBytes), input);
     const unknown = request.outputs?.find((o) => !outputNames.includes(o));
     if (unknown !== undefined) throw new RequestError(`outputs: '${unknown}' is not an output of ${manifest.name} (${outputNames.join(', ')})`);
     const { chunk } = request;
     const [firstBad] = chunk.failures;
     if (firstBad !== undefined) throw new RequestError(`row ${firstBad[0]}: ${firstBad[1].code}: ${firstBad[1].message}`);
-    const outcomes = chunk.rows > 0 ? await score(chunk.features, chunk.rows) : [];
+    const outcomes = chunk.rows > 0 ? await score(served.scorer, chunk.features, chunk.rows) : [];
     const failed = outcomes.findIndex((o) => !o.ok);
     if (failed >= 0) {
       const { error } = outcomes[failed] as Extract<RowOutcome, { ok: false }>;
@@ -137,7 +170,7 @@ export function createOipHandler(opts: OipOptions): RouteHandler {
       ...(classes ? [{ name: 'scores', datatype: 'FP32', shape: [n, classes.length], data: ok.flatMap((o) => classes.map((c) => o.scores[c] as number)) }] : []),
     ];
     const outputs = request.outputs === undefined ? all : all.filter((o) => request.outputs?.includes(o.name));
-    answer(res, started, 200, { model_name: manifest.name, model_version: manifest.version, ...(request.id !== undefined && { id: request.id }), outputs });
+    answer(res, started, manifest.name, 200, { model_name: manifest.name, model_version: manifest.version, ...(request.id !== undefined && { id: request.id }), outputs });
   }
 
   return async (req, res, path) => {
@@ -147,6 +180,8 @@ export function createOipHandler(opts: OipOptions): RouteHandler {
     const m = MODEL_PATH.exec(path);
     const isInfer = m?.[3] === '/infer';
     const wanted = isInfer ? 'POST' : 'GET';
+    let lease: Lease | undefined;
+    let name = '';
     try {
       if (m === null && !['/v2', '/v2/health/live', '/v2/health/ready'].includes(path)) throw new RequestError(`no such endpoint: ${path}`, 404);
       if (method !== wanted) {
@@ -157,21 +192,28 @@ export function createOipHandler(opts: OipOptions): RouteHandler {
       else if (path === '/v2/health/live') send(res, 200, { live: true });
       else if (path === '/v2/health/ready') send(res, opts.ready() ? 200 : 503, { ready: opts.ready() });
       else {
-        const [, name, version, action] = m as RegExpExecArray;
-        if (decodeURIComponent(name as string) !== manifest.name) throw new RequestError(`model '${decodeURIComponent(name as string)}' is not served here (this scorer serves '${manifest.name}')`, 404);
-        if (version !== undefined && decodeURIComponent(version) !== manifest.version) throw new RequestError(`model ${manifest.name} version '${decodeURIComponent(version)}' is not served here (this scorer serves ${manifest.version})`, 404);
-        if (action === undefined) send(res, 200, metadata);
-        else if (action === '/ready') send(res, opts.ready() ? 200 : 503, { name: manifest.name, ready: opts.ready() });
-        else await infer(req, res, started);
+        const [, wantedName, version, action] = m as RegExpExecArray;
+        // Held until answered: a deployment change never unloads the version a request scores with.
+        lease = acquire();
+        name = lease.stable.model.manifest.name;
+        const versions = servedVersions(lease);
+        if (decodeURIComponent(wantedName as string) !== name) throw new RequestError(`model '${decodeURIComponent(wantedName as string)}' is not served here (this scorer serves '${name}')`, 404);
+        const served = version === undefined ? lease.stable : versions.find((v) => v.version === decodeURIComponent(version));
+        if (served === undefined) throw new RequestError(`model ${name} version '${decodeURIComponent(version as string)}' is not served here (this scorer serves ${versions.map((v) => v.version).join(', ')})`, 404);
+        if (action === undefined) send(res, 200, { ...viewOf(served.model).metadata, versions: version === undefined ? versions.map((v) => v.version) : [served.version] });
+        else if (action === '/ready') send(res, opts.ready() ? 200 : 503, { name, ready: opts.ready() });
+        else await infer(req, res, started, served);
       }
     } catch (err) {
       if (!(err instanceof RequestError)) throw err; // a bug: http.ts answers 500 and logs it
       if (err.status >= 500) logger.warn({ status: err.status, path }, err.message);
       const headers: Record<string, string> = err.status === 503 ? { 'retry-after': '1' } : {};
-      if (isInfer) answer(res, started, err.status, { error: err.message }, headers);
+      if (isInfer) answer(res, started, name, err.status, { error: err.message }, headers);
       else send(res, err.status, { error: err.message }, headers);
       // An unread body (413 before reading it all) would otherwise stall the connection.
       if (!req.complete) req.resume();
+    } finally {
+      lease?.release();
     }
     return true;
   };

@@ -1,7 +1,7 @@
 /** `kafka-onnx-scorer score-file <in> <out> [--errors <path>]` (serve/score-file.ts does the work). */
 import { existsSync } from 'node:fs';
 import { EXIT } from '../main.js';
-import { loadModel } from '../model/manifest.js';
+import { chooseModel } from './model-choice.js';
 import { createMetrics } from '../ops/metrics.js';
 import { Registry } from 'prom-client';
 import { UsageError, parse, printSummary, runJob } from './command.js';
@@ -41,7 +41,7 @@ export async function scoreFileCommand(args: string[], env: NodeJS.ProcessEnv = 
     return EXIT.ok;
   }
   return runJob('score-file', SCORE_FILE_USAGE, env, { notRequired: NOT_REQUIRED }, async ({ config, logger }) => {
-    const model = loadModel(config.model.path);
+    const model = chooseModel(config);
     const engine = await startEngine({ config, model, metrics: createMetrics(new Registry()), logger });
     const progress = new Progress({ job: 'score-file', out: process.stderr });
     progress.start();

@@ -1,18 +1,26 @@
 /**
  * The chunk processor: one chunk of one partition through every stage, in order:
- *   decode + vectorize -> (batch + infer, shared with the other partitions) -> encode -> produce.
+ *   route -> decode + vectorize -> (batch + infer, shared with the other partitions) -> encode -> produce.
+ * A chunk is scored by one model generation (src/model/): acquired before its transaction and
+ * released after its commit or abort, so a deployment change lands at a transaction boundary and
+ * each record is scored by exactly one version. Stable and canary split the records by key hash
+ * (route.ts); the shadow scores its share as well, into its own topic, in the same transaction.
  * A record that fails permanently at any stage becomes a dead letter on its own; the rest of the
  * chunk goes on. Transient and fatal errors are thrown to the caller (consume.ts), which pauses
- * the partition and reads the chunk again: nothing of a failed chunk is committed.
+ * the partition and reads the chunk again: nothing of a failed chunk is committed. A shadow never
+ * fails, dead-letters or retries the chunk: its failures are only counted.
  */
 import type { KafkaMessage, Message } from 'kafkajs';
 import type { Logger } from 'pino';
-import { type DeadLetterContext, deadLetter } from './deadletter.js';
-import type { ChunkDecoder } from './decode/row-decoder.js';
-import type { ScoredEventEncoder } from './encode.js';
 import { type ErrorCode, ScorerError } from '../errors.js';
-import type { RowScorer } from './infer/infer.js';
+import type { Lease, Served } from '../model/generation.js';
+import type { Role } from '../model/served.js';
+import { deadLetter } from './deadletter.js';
+import type { DecodedChunk } from './decode/row-decoder.js';
+import type { RowOutcome } from './infer/infer.js';
 import type { ChunkCommitter } from './produce.js';
+import { routeChunk } from './route.js';
+import type { StagesFor, VersionStages } from './version-stages.js';
 
 export interface Chunk {
   topic: string;
@@ -21,12 +29,24 @@ export interface Chunk {
   messages: KafkaMessage[];
 }
 
+/** What one version did with a committed chunk. */
+export interface VersionCount {
+  version: string;
+  role: Role;
+  /** Scored events committed (for the shadow: to its topic). */
+  scored: number;
+  /** Records routed to it that were dead-lettered (shadow: shadowed records without a shadow event). */
+  failed: number;
+}
+
 export interface ChunkResult {
   scored: number;
   deadLettered: Partial<Record<ErrorCode, number>>;
   /** Event times (ms) of the scored records, for the end-to-end latency histogram. */
   eventTimes: number[];
   nextOffset: bigint;
+  /** Per version of the generation that scored the chunk (stable first, shadow last). */
+  versions: VersionCount[];
 }
 
 /** What the consume stage hands each chunk to. */
@@ -35,17 +55,27 @@ export interface ChunkHandler {
   process(chunk: Chunk): Promise<ChunkResult>;
 }
 
+/** The model set as the chunk processor needs it: one generation per chunk. */
+export interface Generations {
+  acquire(): Lease;
+}
+
 export interface ChunkProcessorOptions {
-  decoder: ChunkDecoder;
-  scorer: Pick<RowScorer, 'score'>;
-  encoder: ScoredEventEncoder;
+  models: Generations;
+  /** The decoder, encoder and dead-letter context of a version. */
+  stages: StagesFor;
   committer: ChunkCommitter;
   outputTopic: string;
   dlqTopic: string;
-  deadLetterContext: DeadLetterContext;
   logger: Logger;
   /** Wall clock in ms (scored_time, dead-letter time); injectable for tests. */
   now: () => number;
+}
+
+/** One version's records of a chunk, decoded and scored. */
+interface Scored {
+  decoded: DecodedChunk;
+  outcomes: RowOutcome[];
 }
 
 export class ChunkProcessor implements ChunkHandler {
@@ -55,19 +85,28 @@ export class ChunkProcessor implements ChunkHandler {
     this.#opts = opts;
   }
 
-  async process({ topic, partition, messages }: Chunk): Promise<ChunkResult> {
-    const { decoder, scorer, encoder, committer, logger: log } = this.#opts;
+  async process(chunk: Chunk): Promise<ChunkResult> {
+    const lease = this.#opts.models.acquire();
+    try {
+      return await this.#process(chunk, lease);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #process({ topic, partition, messages }: Chunk, models: Lease): Promise<ChunkResult> {
+    const { committer, logger: log } = this.#opts;
     const last = messages[messages.length - 1];
     if (last === undefined) throw new Error('bug: empty chunk');
     const debug = log.isLevelEnabled('debug');
 
-    // decode + vectorize: one row per decodable record.
-    const { features, rows, rowOf, envelopes, failures, schemaIds } = await decoder.decodeChunk(messages.map((m) => m.value));
-    if (debug) log.debug({ topic, partition, records: messages.length, schemaIds }, 'chunk: decoded');
-
-    // batch + infer: rows from every partition share micro-batches.
-    const outcomes = rows > 0 ? await scorer.score(features, rows) : [];
-    if (debug) log.debug({ topic, partition, rows, failed: failures.size }, 'chunk: scored');
+    // route, then decode + vectorize + batch + infer per version; rows from every partition share micro-batches.
+    const { groups, groupOf, posOf, shadowed } = routeChunk(models, messages, partition);
+    const [shadow, ...scored] = await Promise.all([
+      shadowed !== undefined && shadowed.length > 0 && models.shadow !== undefined ? this.#scoreShadow(models.shadow, shadowed, messages) : undefined,
+      ...groups.map((g) => this.#score(g.served, g.indices, messages)),
+    ]);
+    if (debug) log.debug({ topic, partition, records: messages.length, generation: models.generation, versions: groups.map((g) => `${g.served.version}:${g.indices?.length ?? messages.length}`) }, 'chunk: scored');
 
     // encode: one scored event or one dead letter per input record, in input order.
     const scoredTime = this.#opts.now();
@@ -75,36 +114,81 @@ export class ChunkProcessor implements ChunkHandler {
     const deadLetters: Message[] = [];
     const deadLettered: Partial<Record<ErrorCode, number>> = {};
     const eventTimes: number[] = [];
+    const counts = groups.map((g) => ({ version: g.served.version, role: g.role as Role, scored: 0, failed: 0 }));
+    const stagesOf = groups.map((g) => this.#opts.stages(g.served.model));
     const source = { topic, partition };
     messages.forEach((m, i) => {
-      const row = rowOf[i] as number;
+      const g = groupOf === undefined ? 0 : (groupOf[i] as number);
+      const j = posOf === undefined ? i : (posOf[i] as number);
+      const { decoded, outcomes } = scored[g] as Scored;
+      const stages = stagesOf[g] as VersionStages;
+      const row = decoded.rowOf[j] as number;
       const outcome = row >= 0 ? outcomes[row] : undefined;
-      const envelope = envelopes[i];
+      const envelope = decoded.envelopes[j];
+      const count = counts[g] as VersionCount;
       if (outcome?.ok === true && envelope !== undefined) {
-        const value = encoder.encode(encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime));
-        scoredMessages.push({ key: m.key, value });
+        scoredMessages.push({ key: m.key, value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)) });
         eventTimes.push(envelope.event_time);
+        count.scored++;
         return;
       }
-      const error = failures.get(i) ?? (outcome?.ok === false ? outcome.error : new ScorerError('INFERENCE_FAILED', 'no inference result for this row'));
+      const error = decoded.failures.get(j) ?? (outcome?.ok === false ? outcome.error : new ScorerError('INFERENCE_FAILED', 'no inference result for this row'));
       deadLettered[error.code] = (deadLettered[error.code] ?? 0) + 1;
-      deadLetters.push(deadLetter(m, source, error, this.#opts.deadLetterContext, scoredTime));
+      deadLetters.push(deadLetter(m, source, error, stages.deadLetterContext, scoredTime));
+      count.failed++;
     });
     if (deadLetters.length > 0) {
       log.warn({ topic, partition, firstOffset: messages[0]?.offset, lastOffset: last.offset, deadLettered }, 'records dead-lettered');
     }
+    const outputs = [
+      { topic: this.#opts.outputTopic, messages: scoredMessages },
+      { topic: this.#opts.dlqTopic, messages: deadLetters },
+    ];
+    const versions: VersionCount[] = counts;
+    if (models.shadow !== undefined && shadowed !== undefined) {
+      const shadowMessages = shadow === undefined ? [] : this.#encodeShadow(models.shadow, shadowed, shadow, messages, source, scoredTime);
+      outputs.push({ topic: models.shadow.topic, messages: shadowMessages });
+      versions.push({ version: models.shadow.version, role: 'shadow', scored: shadowMessages.length, failed: shadowed.length - shadowMessages.length });
+    }
 
-    // produce: outputs + dead letters + the input offset in one transaction.
+    // produce: outputs + dead letters (+ shadow events) + the input offset in one transaction.
     const nextOffset = BigInt(last.offset) + 1n;
-    await committer.commit({
-      partition,
-      outputs: [
-        { topic: this.#opts.outputTopic, messages: scoredMessages },
-        { topic: this.#opts.dlqTopic, messages: deadLetters },
-      ],
-      nextOffset,
-    });
+    await committer.commit({ partition, outputs, nextOffset });
     if (debug) log.debug({ topic, partition, nextOffset: nextOffset.toString() }, 'chunk: committed');
-    return { scored: scoredMessages.length, deadLettered, eventTimes, nextOffset };
+    return { scored: scoredMessages.length, deadLettered, eventTimes, nextOffset, versions };
+  }
+
+  /** One version's records (`indices`, or all) decoded and scored. */
+  async #score(served: Served, indices: number[] | undefined, messages: readonly KafkaMessage[]): Promise<Scored> {
+    const values = indices === undefined ? messages.map((m) => m.value) : indices.map((i) => (messages[i] as KafkaMessage).value);
+    const decoded = await this.#opts.stages(served.model).decoder.decodeChunk(values);
+    const outcomes = decoded.rows > 0 ? await served.scorer.score(decoded.features, decoded.rows) : [];
+    return { decoded, outcomes };
+  }
+
+  /** The shadow's records scored; undefined when it could not even decode them (the registry: counted, not retried). */
+  async #scoreShadow(served: Served, indices: number[], messages: readonly KafkaMessage[]): Promise<Scored | undefined> {
+    try {
+      return await this.#score(served, indices, messages);
+    } catch (err) {
+      if (!(err instanceof ScorerError)) throw err;
+      this.#opts.logger.warn({ version: served.version, err: err.message }, 'shadow could not score a chunk; the main output goes on');
+      return undefined;
+    }
+  }
+
+  /** Scored events of the shadow for its rows that scored; failures are only counted (never dead letters). */
+  #encodeShadow(served: Served, indices: number[], { decoded, outcomes }: Scored, messages: readonly KafkaMessage[], source: { topic: string; partition: number }, scoredTime: number): Message[] {
+    const { encoder } = this.#opts.stages(served.model);
+    const out: Message[] = [];
+    indices.forEach((i, j) => {
+      const row = decoded.rowOf[j] as number;
+      const outcome = row >= 0 ? outcomes[row] : undefined;
+      const envelope = decoded.envelopes[j];
+      if (outcome?.ok !== true || envelope === undefined) return;
+      const m = messages[i] as KafkaMessage;
+      out.push({ key: m.key, value: encoder.encode(encoder.scoredEvent(envelope, { ...source, offset: m.offset }, outcome, scoredTime)) });
+    });
+    return out;
   }
 }

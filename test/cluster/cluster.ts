@@ -7,8 +7,7 @@ import type { Admin } from 'kafkajs';
 import { inject } from 'vitest';
 import { stackUp, stopComponent, nodeComponent } from '../../scripts/stack/stack.js';
 import { testKafka, waitFor } from '../helpers/kafka.js';
-import type { ScorerProcess } from '../helpers/scorer.js';
-import { scoredSoFar } from '../helpers/stream.js';
+import { type ScorerProcess, processedSoFar } from '../helpers/scorer.js';
 
 /** Java's String.hashCode, which Kafka uses to map a transactional id to a __transaction_state partition. */
 function javaHashCode(s: string): number {
@@ -100,7 +99,7 @@ export function watchScorer(p: ScorerProcess, everyMs = 100): Watch {
     while (running) {
       const status = await readyz(p.port);
       if (status !== 200) notReady.push({ atMs: Date.now() - started, status });
-      const count = await scoredSoFar(p).catch(() => lastCount);
+      const count = await processedSoFar(p).catch(() => lastCount);
       const now = Date.now();
       if (count > lastCount) {
         longest = Math.max(longest, now - lastMoved);

@@ -15,8 +15,8 @@ import { describe, expect, inject, it } from 'vitest';
 import { EventFactory } from '../../scripts/lib/feature-events.js';
 import { createTopics, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { scrape } from '../helpers/net.js';
-import { type ScorerProcess, spawnScorer } from '../helpers/scorer.js';
-import { expectEachInputOnce, scoredSoFar, startStream } from '../helpers/stream.js';
+import { type ScorerProcess, processedSoFar, spawnScorer } from '../helpers/scorer.js';
+import { expectEachInputOnce, startStream } from '../helpers/stream.js';
 import { coordinatorPartition, leaders, restartNodes, stopNode, waitForFullIsr, watchScorer, withAdmin } from './cluster.js';
 
 const PARTITIONS = 6;
@@ -39,8 +39,8 @@ async function setup(name: string) {
 
 /** Waits until the scorer has committed `more` records beyond what it had: it is making progress now. */
 async function progresses(p: ScorerProcess, what: string, more = 1_000): Promise<void> {
-  const before = await scoredSoFar(p);
-  await waitFor(`${what} (${more} more records committed)`, async () => (await scoredSoFar(p)) >= before + more, 180_000, 100);
+  const before = await processedSoFar(p);
+  await waitFor(`${what} (${more} more records committed)`, async () => (await processedSoFar(p)) >= before + more, 180_000, 100);
 }
 
 /** Lag of the group as the scorer exports it, once it reports 0 for the input topic. */
@@ -66,7 +66,7 @@ async function coordinatorAndInputLeader(input: string, group: string): Promise<
 describe('three-node cluster failover', () => {
   it('SIGKILL of the node leading the transaction coordinator and input partitions, then its restart: exactly once, ready throughout, lag recovers', { timeout: 600_000 }, async () => {
     const { t, factory, env, topics } = await setup('kill');
-    const stream = startStream(factory, t.input, RATE);
+    const stream = startStream(factory, t.input, { rate: RATE });
     const proc = await spawnScorer('cluster-kill', env);
     await progresses(proc, 'the scorer to score before the failover');
     const victim = await coordinatorAndInputLeader(t.input, t.group);
@@ -89,7 +89,7 @@ describe('three-node cluster failover', () => {
 
   it('a rolling restart of all three nodes: exactly once, ready throughout, lag recovers', { timeout: 900_000 }, async () => {
     const { t, factory, env, topics } = await setup('rolling');
-    const stream = startStream(factory, t.input, RATE);
+    const stream = startStream(factory, t.input, { rate: RATE });
     const proc = await spawnScorer('cluster-rolling', env);
     await progresses(proc, 'the scorer to score before the restarts');
     const watch = watchScorer(proc);

@@ -1,7 +1,9 @@
-/** Small shared fixtures for unit tests: a valid churn event and a catcher for ScorerErrors. */
-import { readFileSync } from 'node:fs';
+/** Small shared fixtures for tests: repository paths, a valid churn event, a catcher for ScorerErrors, temp folders. */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { ScorerError } from '../../src/errors.js';
 import type { FeatureEvent } from '../../src/stages/vectorize.js';
 
@@ -46,4 +48,21 @@ export function thrown(fn: () => unknown): ScorerError {
     return err as ScorerError;
   }
   throw new Error('expected a ScorerError, nothing was thrown');
+}
+
+const made: string[] = [];
+let cleanupRegistered = false;
+
+/** A fresh folder under the OS temp dir, deleted with everything in it after the test file. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  if (!cleanupRegistered) {
+    cleanupRegistered = true;
+    afterAll(() => {
+      for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+      cleanupRegistered = false;
+    });
+  }
+  return dir;
 }

@@ -3,11 +3,9 @@
  * 1.0.0 and 1.1.0) and from test/fixtures/rollout/ (versions that must be refused or rolled
  * back), removed when the test file ends.
  */
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
-import { repoPath } from './fixtures.js';
+import { repoPath, tempDir } from './fixtures.js';
 
 /** Where a version of that name comes from. */
 export function versionSource(version: string): string {
@@ -25,20 +23,9 @@ export function addVersion(dir: string, version: string): string {
   return to;
 }
 
-const made: string[] = [];
-let cleanupRegistered = false;
-
 /** A fresh repository holding these versions; deleted after the test file. */
 export function tempRepository(versions: readonly string[] = ['1.0.0', '1.1.0']): string {
-  const dir = mkdtempSync(join(tmpdir(), 'scorer-repo-'));
+  const dir = tempDir('scorer-repo-');
   for (const v of versions) addVersion(dir, v);
-  made.push(dir);
-  if (!cleanupRegistered) {
-    cleanupRegistered = true;
-    afterAll(() => {
-      for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
-      cleanupRegistered = false;
-    });
-  }
   return dir;
 }

@@ -6,16 +6,18 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { Logger } from 'pino';
 import { inject, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { type RunningScorer, startScorer } from '../../src/app.js';
 import { ROOT } from '../../scripts/lib/feature-events.js';
 import { waitFor } from './kafka.js';
-import { freePort } from './net.js';
+import { freePort, scrape } from './net.js';
 
+/** The scorer's environment for a test: the local stack, the churn model (or MODEL_REPOSITORY when given), quick group timeouts. */
 export function scorerEnv(overrides: Record<string, string>): Record<string, string> {
-  return {
+  const env: Record<string, string> = {
     KAFKA_BROKERS: inject('kafkaBrokers'),
     SCHEMA_REGISTRY_URL: inject('schemaRegistryUrl'),
     MODEL_PATH: resolve(ROOT, 'models/churn.onnx'),
@@ -30,15 +32,17 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
     TOPIC_PARTITIONS: '6',
     ...overrides,
   };
+  if (overrides.MODEL_REPOSITORY !== undefined && overrides.MODEL_PATH === undefined) delete env.MODEL_PATH;
+  return env;
 }
 
 /**
  * Starts an in-process scorer; stopped when the calling test ends, passed or failed, unless stopped
- * before. (onTestFinished, not afterAll: an afterAll registered inside a running test never runs.)
+ * before. `logger`: where its log goes instead (a test that reads the log). (onTestFinished, not afterAll: an afterAll registered inside a running test never runs.)
  */
-export async function startTestScorer(overrides: Record<string, string>): Promise<RunningScorer> {
+export async function startTestScorer(overrides: Record<string, string>, { logger }: { logger?: Logger } = {}): Promise<RunningScorer> {
   const config = loadConfig(scorerEnv(overrides));
-  const scorer = await startScorer(config, createLogger(config.logLevel));
+  const scorer = await startScorer(config, logger ?? createLogger(config.logLevel));
   onTestFinished(() => scorer.stop(20_000).then(() => undefined));
   return scorer;
 }
@@ -77,6 +81,11 @@ export async function spawnScorer(name: string, overrides: Record<string, string
   );
   if (state === 'exited') throw new Error(`scorer ${name} exited during start-up (see .stack/logs/test-${name}.log)`);
   return { child, port, exited };
+}
+
+/** Records this instance has committed (scored or dead-lettered) since it started. */
+export async function processedSoFar(p: ScorerProcess): Promise<number> {
+  return (await scrape(p.port, 'scorer_records_scored_total')) + (await scrape(p.port, 'scorer_records_dead_lettered_total'));
 }
 
 /** Runs the scorer as its own process until it exits by itself (a start-up failure); its log also goes to .stack/logs/test-<name>.log. */

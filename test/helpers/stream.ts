@@ -1,28 +1,30 @@
 /**
- * A live input stream for the exactly-once tests (scorer crashes, rebalances, broker failover)
- * and the read_committed check that every input landed exactly once across output and dead letters.
+ * A live stream for integration tests: feature events produced at a steady rate in the
+ * background while the test kills, swaps or rebalances the scorer; and the exactly-once check of
+ * what came out: every produced key in exactly one of the output and dead-letter topics, once.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import avro from 'avsc';
 import { expect, onTestFinished } from 'vitest';
-import { type EventFactory, type OutMessage, POISON_KINDS, ROOT } from '../../scripts/lib/feature-events.js';
+import { type EventFactory, type OutMessage, POISON_KINDS } from '../../scripts/lib/feature-events.js';
 import { type ReadMessage, drainTopic, testKafka } from './kafka.js';
-import { scrape } from './net.js';
-import type { ScorerProcess } from './scorer.js';
+import { decodeScored } from './scored.js';
 
-const scoredType = avro.Type.forSchema(JSON.parse(readFileSync(resolve(ROOT, 'schemas/scored-event.avsc'), 'utf8')) as avro.Schema);
-const RATE = 1_000; // events/s
-const MAX_EVENTS = 180_000; // a bound, not a target: the tests stop the stream long before (3 min at RATE)
-/** Every POISON_EVERY-th record is bad (every kind in turn). */
-const POISON_EVERY = 97;
+export interface StreamOptions {
+  /** Events per second. */
+  rate?: number;
+  /** Every n-th event is a bad record (every kind in turn); 0: none. */
+  poisonEvery?: number;
+  /** A bound, not a target: the test stops the stream long before. */
+  maxEvents?: number;
+}
 
 export interface Stream {
+  /** What was produced (acknowledged by the broker) so far, in order. */
   sent: OutMessage[];
+  /** Sends the next `events` as fast as the broker takes them, then goes on at the rate (a backlog: the scorer busy, chunks in flight). */
+  burst: (events: number) => void;
   /**
-   * Batches sent again by a fresh producer after the first one failed (a broker failover can
-   * break kafkajs's idempotent sequence: OUT_OF_ORDER_SEQUENCE_NUMBER). The first attempt may
-   * have landed, so the input can then hold a key twice: check by input position
+   * Sends retried by a fresh producer after the first one failed (a broker failover). The first
+   * attempt may have landed, so the input can then hold a key twice: check by input position
    * (expectEachInputOnce), not by key.
    */
   resent: () => number;
@@ -30,19 +32,25 @@ export interface Stream {
   stop: () => Promise<void>;
 }
 
+const SEND = 200;
+
+/** The stream's n-th event: a bad record (every kind in turn) every `poisonEvery`-th, else a good one. */
+export function streamEvent(factory: EventFactory, n: number, poisonEvery = 97): OutMessage {
+  return poisonEvery > 0 && n % poisonEvery === 0 ? factory.poison(POISON_KINDS[(n / poisonEvery) % POISON_KINDS.length] as (typeof POISON_KINDS)[number], n) : factory.good(n);
+}
+
 /**
- * Produces records at `rate`, ~1% of them bad (every kind), in the background, until stopped. It
- * runs until the test has seen what it waits for (instances killed, joined, left, brokers
- * restarted): a stream of fixed length could end before a slow-starting instance joins on a busy
- * machine, leaving that instance nothing to do. The producer retries long enough to ride out a
- * broker failover (a batch is either written once, idempotently, or the test fails).
+ * Produces events at `rate` in the background until stopped. It runs until the test has seen
+ * what it waits for: a stream of fixed length could end before a slow-starting instance joins on
+ * a busy machine, leaving it nothing to do. A test that fails before stopping it stops it too.
  */
-export function startStream(factory: EventFactory, topic: string, rate = RATE): Stream {
+export function startStream(factory: EventFactory, topic: string, { rate = 1_000, poisonEvery = 97, maxEvents = 180_000 }: StreamOptions = {}): Stream {
   const sent: OutMessage[] = [];
   const kafka = testKafka();
+  // Retries long enough to ride out a broker failover (the cluster tests); a send that still
+  // fails is made again by a fresh producer, up to 10 times, then the stream fails.
   const newProducer = () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5_000 } });
   let producer = newProducer();
-  let stopping = false;
   let resent = 0;
   const send = async (messages: OutMessage[]) => {
     for (let attempt = 1; ; attempt++) {
@@ -57,28 +65,33 @@ export function startStream(factory: EventFactory, topic: string, rate = RATE): 
       }
     }
   };
+  let stopping = false;
+  let burstLeft = 0;
+  let bursted = 0;
   const done = (async () => {
     await producer.connect();
     const started = Date.now();
-    for (let i = 0; i < MAX_EVENTS && !stopping; i += 200) {
-      const batch = Array.from({ length: 200 }, (_, j) => {
-        const n = i + j;
-        return n % POISON_EVERY === 0 ? factory.poison(POISON_KINDS[(n / POISON_EVERY) % POISON_KINDS.length] as (typeof POISON_KINDS)[number], n) : factory.good(n);
-      });
+    for (let i = 0; i < maxEvents && !stopping; i += SEND) {
+      const batch = Array.from({ length: SEND }, (_, j) => streamEvent(factory, i + j, poisonEvery));
       await send(batch);
       sent.push(...batch);
-      const ahead = started + ((i + 200) / rate) * 1000 - Date.now();
+      if (burstLeft > 0) {
+        burstLeft -= SEND;
+        bursted += SEND;
+        continue;
+      }
+      const ahead = started + ((i + SEND - bursted) / rate) * 1000 - Date.now();
       if (ahead > 0) await new Promise((r) => setTimeout(r, ahead)); // pacing the load, not waiting for a result
     }
     await producer.disconnect();
   })();
-  // A test that fails before stopping the stream stops it too.
   onTestFinished(async () => {
     stopping = true;
     await done.catch(() => undefined);
   });
   return {
     sent,
+    burst: (events) => void (burstLeft += events),
     resent: () => resent,
     stop: async () => {
       stopping = true;
@@ -87,13 +100,14 @@ export function startStream(factory: EventFactory, topic: string, rate = RATE): 
   };
 }
 
-/** Records this instance has committed (scored or dead-lettered) since it started. */
-export async function scoredSoFar(p: ScorerProcess): Promise<number> {
-  return (await scrape(p.port, 'scorer_records_scored_total')) + (await scrape(p.port, 'scorer_records_dead_lettered_total'));
-}
+/** The bad records among what a stream sent (startStream's poisonEvery). */
+export const poisonCount = (sent: readonly unknown[], poisonEvery = 97): number => (poisonEvery > 0 ? Math.ceil(sent.length / poisonEvery) : 0);
 
-/** Asserts every produced key is in exactly one of the two topics, exactly once. */
-export async function expectExactlyOnce(sent: OutMessage[], output: string, dlq: string): Promise<void> {
+/**
+ * Asserts every sent key is in exactly one of the output and dead-letter topics, exactly once
+ * (read_committed), and returns both topics' records for further checks.
+ */
+export async function expectExactlyOnce(sent: readonly OutMessage[], output: string, dlq: string): Promise<{ outputs: ReadMessage[]; dead: ReadMessage[] }> {
   const outputs = await drainTopic(output);
   const dead = await drainTopic(dlq);
   const seen = new Map<string, number>();
@@ -105,8 +119,8 @@ export async function expectExactlyOnce(sent: OutMessage[], output: string, dlq:
   if (duplicates.length > 0) {
     // Say where each copy came from, so a failure can be diagnosed from the test output alone.
     const where = (m: ReadMessage) => {
-      const scored = m.topic === output ? (scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { source: unknown; scored_time: number }) : undefined;
-      return { topic: m.topic === output ? 'output' : 'dlq', partition: m.partition, offset: m.offset, source: scored?.source ?? `${m.headers?.['dlq.source.partition']?.toString()}/${m.headers?.['dlq.source.offset']?.toString()}`, at: scored?.scored_time ?? Number(m.headers?.['dlq.failed.at']?.toString()), ts: m.timestamp };
+      const scored = m.topic === output ? decodeScored(m.value) : undefined;
+      return { topic: m.topic === output ? 'output' : 'dlq', partition: m.partition, offset: m.offset, source: scored?.source ?? `${m.headers?.['dlq.source.partition']?.toString()}/${m.headers?.['dlq.source.offset']?.toString()}`, at: scored?.scored_time ?? Number(m.headers?.['dlq.failed.at']?.toString()), version: scored?.model.version ?? m.headers?.['dlq.model.version']?.toString(), ts: m.timestamp };
     };
     const copies = [...outputs, ...dead].filter((m) => duplicates.slice(0, 3).includes(m.key?.toString() as string));
     console.error('duplicates:', JSON.stringify(copies.map((m) => ({ key: m.key?.toString(), ...where(m) })), null, 1));
@@ -115,65 +129,64 @@ export async function expectExactlyOnce(sent: OutMessage[], output: string, dlq:
   expect({ duplicates: duplicates.slice(0, 5), duplicateCount: duplicates.length }).toEqual({ duplicates: [], duplicateCount: 0 });
   expect({ missing: missing.slice(0, 5), missingCount: missing.length }).toEqual({ missing: [], missingCount: 0 });
   expect(seen.size).toBe(sent.length);
-  expect(dead.length).toBe(sent.filter((_, i) => i % POISON_EVERY === 0).length);
+  return { outputs, dead };
 }
 
 type Position = `${number}/${string}`;
 
 const positionOf = (m: ReadMessage, output: string): Position => {
   if (m.topic !== output) return `${Number(m.headers?.['dlq.source.partition']?.toString())}/${m.headers?.['dlq.source.offset']?.toString() ?? ''}`;
-  const { source } = scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { source: { partition: number; offset: number } };
+  const { source } = decodeScored(m.value);
   return `${source.partition}/${String(source.offset)}`;
 };
 
 /**
- * Says where the copies of each doubled input position are (topic, partition, offset, scored
- * time), so a failure can be diagnosed from the test output alone: copies in one run of
- * consecutive offsets were written by one transaction, copies far apart by two.
+ * Says where the copies of each doubled input position are (topic, partition, offsets, scored
+ * time), so a failure can be diagnosed from the test output alone: copies sharing a scored time
+ * come from one chunk, i.e. one transaction; copies at different times from two.
  */
 function reportDuplicatePositions(duplicates: Set<Position>, outputs: ReadMessage[], dead: ReadMessage[], output: string): void {
-  const copies = [...outputs, ...dead]
-    .map((m) => ({ position: positionOf(m, output), topic: m.topic === output ? 'output' : 'dlq', partition: m.partition, offset: Number(m.offset), at: m.topic === output ? (scoredType.fromBuffer((m.value as Buffer).subarray(5)) as { scored_time: number }).scored_time : Number(m.headers?.['dlq.failed.at']?.toString()) }))
-    .filter((c) => duplicates.has(c.position));
-  // One line per (topic, partition) and scored time: the extent of each set of copies.
   const runs = new Map<string, { first: number; last: number; count: number; positions: Position[] }>();
-  for (const c of copies) {
-    const k = `${c.topic}-${c.partition} scored_time ${c.at}`;
-    const r = runs.get(k) ?? { first: c.offset, last: c.offset, count: 0, positions: [] };
-    r.first = Math.min(r.first, c.offset);
-    r.last = Math.max(r.last, c.offset);
+  for (const m of [...outputs, ...dead]) {
+    const position = positionOf(m, output);
+    if (!duplicates.has(position)) continue;
+    const at = m.topic === output ? decodeScored(m.value).scored_time : Number(m.headers?.['dlq.failed.at']?.toString());
+    const k = `${m.topic === output ? 'output' : 'dlq'}-${m.partition} scored_time ${at}`;
+    const r = runs.get(k) ?? { first: Number(m.offset), last: Number(m.offset), count: 0, positions: [] };
+    r.first = Math.min(r.first, Number(m.offset));
+    r.last = Math.max(r.last, Number(m.offset));
     r.count += 1;
-    if (r.positions.length < 2) r.positions.push(c.position);
+    if (r.positions.length < 2) r.positions.push(position);
     runs.set(k, r);
   }
   console.error(`${duplicates.size} input positions doubled; their copies:\n${[...runs].map(([k, r]) => `  ${k}: offsets ${r.first}..${r.last} (${r.count} copies; e.g. input ${r.positions.join(', ')})`).join('\n')}`);
 }
 
 /**
- * Exactly once by input position: every record of the input topic (read back read_committed)
- * is in exactly one of output and dead letters, exactly once, and nothing else is. Unlike expectExactlyOnce it holds when the stream had to send a batch
- * twice (Stream.resent).
+ * Exactly once by input position: every record of the input topic (read back) is in exactly one
+ * of output and dead letters, exactly once, and nothing else is; and every record the stream had
+ * acknowledged is in the input. Unlike expectExactlyOnce it holds when the stream had to send a
+ * batch twice (Stream.resent). Bad records: every `poisonEvery`-th sent.
  */
-export async function expectEachInputOnce(sent: OutMessage[], input: string, output: string, dlq: string): Promise<void> {
+export async function expectEachInputOnce(sent: readonly OutMessage[], input: string, output: string, dlq: string, poisonEvery = 97): Promise<void> {
   const inputs = await drainTopic(input);
   const outputs = await drainTopic(output);
   const dead = await drainTopic(dlq);
   const seen = new Map<Position, number>();
-  const count = (p: Position) => seen.set(p, (seen.get(p) ?? 0) + 1);
-  for (const m of [...outputs, ...dead]) count(positionOf(m, output));
+  for (const m of [...outputs, ...dead]) seen.set(positionOf(m, output), (seen.get(positionOf(m, output)) ?? 0) + 1);
   const positions = new Set(inputs.map((m): Position => `${m.partition}/${m.offset}`));
   const duplicates = [...seen].filter(([, n]) => n > 1).map(([p]) => p);
   if (duplicates.length > 0) reportDuplicatePositions(new Set(duplicates), outputs, dead, output);
   const missing = [...positions].filter((p) => !seen.has(p));
   const extra = [...seen.keys()].filter((p) => !positions.has(p));
   const inputKeys = new Set(inputs.map((m) => m.key?.toString()));
-  const lost = sent.filter((m) => !inputKeys.has(m.key)).map((m) => m.key);
   // Acknowledged by the cluster (acks all, min ISR 2), so in the input: kafkajs 2.2.4's send retry
   // could report a batch written that it never sent (src/kafka/kafkajs-send.ts fixes it).
+  const lost = sent.filter((m) => !inputKeys.has(m.key)).map((m) => m.key);
   expect({ lost: lost.slice(0, 5), lostCount: lost.length }).toEqual({ lost: [], lostCount: 0 });
   expect({ duplicates: duplicates.slice(0, 5), duplicateCount: duplicates.length }).toEqual({ duplicates: [], duplicateCount: 0 });
   expect({ missing: missing.slice(0, 5), missingCount: missing.length }).toEqual({ missing: [], missingCount: 0 });
   expect({ extra: extra.slice(0, 5), extraCount: extra.length }).toEqual({ extra: [], extraCount: 0 });
-  const poisonKeys = new Set(sent.filter((_, i) => i % POISON_EVERY === 0).map((m) => m.key));
+  const poisonKeys = new Set(sent.filter((_, i) => poisonEvery > 0 && i % poisonEvery === 0).map((m) => m.key));
   expect(dead.length).toBe(inputs.filter((m) => poisonKeys.has(m.key?.toString() as string)).length);
 }

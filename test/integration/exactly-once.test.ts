@@ -3,13 +3,21 @@
  * stream; it is SIGKILLed at random moments and restarted, and another instance joins and leaves.
  * At the end, a read_committed reader of the output and dead-letter topics must find every input
  * key exactly once: no loss, no duplicate — dead letters included, since they share the transaction.
+ * Some instances run two pipelines in worker threads (PIPELINE_THREADS=2, src/threads/): killed,
+ * drained by SIGTERM and joining a group of single-pipeline instances, at no extra test time.
  */
 import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';
-import { EventFactory } from '../../scripts/lib/feature-events.js';
+import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
 import { createTopics, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
-import { spawnScorer } from '../helpers/scorer.js';
-import { expectExactlyOnce, scoredSoFar, startStream } from '../helpers/stream.js';
+import { processedSoFar as scoredSoFar, spawnScorer } from '../helpers/scorer.js';
+import { expectExactlyOnce as expectEveryKeyOnce, poisonCount, startStream } from '../helpers/stream.js';
+
+/** Every produced key in exactly one of the two topics, exactly once; the bad ones (~1%, every kind) dead letters. */
+async function expectExactlyOnce(sent: OutMessage[], output: string, dlq: string): Promise<void> {
+  const { dead } = await expectEveryKeyOnce(sent, output, dlq);
+  expect(dead.length).toBe(poisonCount(sent));
+}
 
 async function setup(name: string) {
   const t = { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
@@ -24,10 +32,12 @@ async function setup(name: string) {
 }
 
 describe('exactly once', () => {
-  it('survives SIGKILL of the scorer at random moments, three times, with no loss and no duplicate', { timeout: 300_000 }, async () => {
+  it('survives SIGKILL of the scorer at random moments, three times, with no loss and no duplicate (instances 1 and 3: PIPELINE_THREADS=2)', { timeout: 300_000 }, async () => {
     const { t, factory, env } = await setup('crash');
     const stream = startStream(factory, t.input);
-    let proc = await spawnScorer('crash-0', env);
+    // Odd instances run two pipelines: one of them is SIGKILLed mid-flight, the last is drained by SIGTERM.
+    const envOf = (n: number) => (n % 2 === 1 ? { ...env, PIPELINE_THREADS: '2' } : env);
+    let proc = await spawnScorer('crash-0', envOf(0));
     for (let kill = 1; kill <= 3; kill++) {
       // Kill once this instance has committed a random amount of work: mid-stream, mid-flight.
       const threshold = 300 + Math.floor(Math.random() * 2_500);
@@ -35,7 +45,7 @@ describe('exactly once', () => {
       await waitFor(`instance ${kill - 1} to process ${threshold} records`, async () => (await scoredSoFar(current)) >= threshold, 90_000, 50);
       current.child.kill('SIGKILL');
       expect(await current.exited).toBe(null); // killed by the signal, no exit code
-      proc = await spawnScorer(`crash-${kill}`, env);
+      proc = await spawnScorer(`crash-${kill}`, envOf(kill));
     }
     // The last instance joined a flowing stream: every kill landed mid-stream.
     await waitFor('the last instance to process records', async () => (await scoredSoFar(proc)) > 0, 90_000, 50);
@@ -46,12 +56,12 @@ describe('exactly once', () => {
     await expectExactlyOnce(stream.sent, t.output, t.dlq);
   });
 
-  it('stays exactly once while a second instance joins and later leaves mid-stream', { timeout: 300_000 }, async () => {
+  it('stays exactly once while a second instance (PIPELINE_THREADS=2) joins and later leaves mid-stream', { timeout: 300_000 }, async () => {
     const { t, factory, env } = await setup('rebalance');
     const stream = startStream(factory, t.input);
     const a = await spawnScorer('rebalance-a', env);
     await waitFor('instance A to make progress', async () => (await scoredSoFar(a)) >= 2_000, 90_000, 50);
-    const b = await spawnScorer('rebalance-b', env);
+    const b = await spawnScorer('rebalance-b', { ...env, PIPELINE_THREADS: '2' });
     await waitFor('instance B to take over some partitions and score', async () => (await scoredSoFar(b)) >= 1_000, 90_000, 50);
     b.child.kill('SIGTERM'); // leaves the group gracefully mid-stream
     expect(await b.exited).toBe(0);

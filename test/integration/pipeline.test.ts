@@ -5,40 +5,15 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { RegistryRest } from '../../src/kafka/registry.js';
-import avro from 'avsc';
-import * as ort from 'onnxruntime-node';
 import { describe, expect, inject, it } from 'vitest';
 import { DLQ_HEADERS } from '../../src/stages/deadletter.js';
 import { loadModel } from '../../src/model/manifest.js';
 import { EXPECTED_CODE, EventFactory, type OutMessage, POISON_KINDS, ROOT } from '../../scripts/lib/feature-events.js';
 import { createTopics, drainTopic, produce, randomName, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { decodeScored, referenceScores } from '../helpers/scored.js';
 import { startTestScorer } from '../helpers/scorer.js';
 
 const model = loadModel(resolve(ROOT, 'models/churn.onnx'));
-const scoredType = avro.Type.forSchema(JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(resolve(ROOT, 'schemas/scored-event.avsc'), 'utf8'))) as avro.Schema);
-
-interface Scored {
-  event_id: string;
-  entity_id: string;
-  source: { topic: string; partition: number; offset: number };
-  model: { name: string; version: string };
-  score: number;
-  scores: Record<string, number>;
-  label: string | null;
-}
-const decodeScored = (value: Buffer | null) => scoredType.fromBuffer((value as Buffer).subarray(5)) as Scored;
-
-/** What onnxruntime gives for these rows, one session.run, no pipeline in between. */
-async function referenceScores(rows: number[][]): Promise<number[]> {
-  const session = await ort.InferenceSession.create(model.modelPath);
-  const width = model.manifest.input.width;
-  const data = new Float32Array(rows.length * width);
-  rows.forEach((r, i) => data.set(r, i * width));
-  const out = await session.run({ [model.manifest.input.name]: new ort.Tensor('float32', data, [rows.length, width]) });
-  const probs = out[model.manifest.score.output]?.data as Float32Array;
-  await session.release();
-  return rows.map((_, i) => probs[i * 2 + model.manifest.score.column] as number);
-}
 
 function topicsFor(name: string) {
   return { input: randomName(`${name}-in`), output: randomName(`${name}-out`), dlq: randomName(`${name}-dlq`), group: randomName(`${name}-group`) };
@@ -70,7 +45,7 @@ describe('scoring pipeline', () => {
     expect(new Set(keys).size).toBe(inputs.length);
     expect(keys.every((k) => byKey.has(k))).toBe(true);
 
-    const expected = await referenceScores(keys.map((k) => factory.featureRow((byKey.get(k) as OutMessage).value, model.manifest.features)));
+    const expected = await referenceScores(model, keys.map((k) => factory.featureRow((byKey.get(k) as OutMessage).value, model.manifest.features)));
     outputs.forEach((m, i) => {
       const scored = decodeScored(m.value);
       expect(scored.entity_id).toBe(keys[i]);

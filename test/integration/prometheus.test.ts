@@ -1,8 +1,11 @@
 /**
  * A real Prometheus (Debian's, scripts/prometheus-tools.ts) scrapes a real scorer process with the
  * project's own config and rules (deploy/prometheus), through a run with four phases: poison mixed
- * into the stream, a pause (nothing produced), a registry outage during which records with a new
- * writer schema wait (partitions stall, lag grows), and the recovery. Then, through the HTTP API:
+ * into the stream, a pause (nothing produced) during which a deployment change is refused, a
+ * registry outage during which records with a new writer schema wait (partitions stall, lag
+ * grows), and the recovery. The scorer serves a model repository: stable 1.0.0, a 30 % canary
+ * 1.1.0 and a shadow 1.2.0-flaky (which fails ~8 % of rows), so the rollout row has data too.
+ * Then, through the HTTP API:
  *  - every rule loaded and evaluates without error;
  *  - every Grafana panel query returns data (a panel without data fails), in the shape its legend
  *    needs: the labels it names, one series when it names none;
@@ -12,7 +15,7 @@
  *  - every series the promtool cases (test/prometheus/alerts.cases.yml) are built from exists in
  *    the real scrape with the same label names and values, so the rule tests test real shapes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
@@ -21,11 +24,14 @@ import { prometheusTools } from '../../scripts/prometheus-tools.js';
 import { RegistryRest } from '../../src/kafka/registry.js';
 import { createTopics, produce, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { type Series, alertRules, api, cases, dashboardQueries, parseSeries, queryRange, startPrometheus } from '../helpers/prometheus.js';
+import { tempRepository } from '../helpers/repository.js';
 import { spawnScorer } from '../helpers/scorer.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Alerts whose expression must return data at some point of this run. */
-const FIRES = new Set(['ScorerConsumerLagGrowing', 'ScorerPartitionStalled', 'ScorerDeadLetterRateHigh', 'ScorerProducerBugDeadLetters']);
+const FIRES = new Set(['ScorerConsumerLagGrowing', 'ScorerPartitionStalled', 'ScorerDeadLetterRateHigh', 'ScorerProducerBugDeadLetters', 'ScorerDeploymentRefused',
+  // Its expression holds while the canary serves 30 % (the alert itself waits 24 h: `for`).
+  'ScorerCanaryStuck']);
 /** Alerts whose expression must return nothing in this run, and why. */
 const SILENT: Record<string, string> = {
   ScorerConsumerLagSecondsHigh: 'the outage lasts seconds, the threshold is 120 s',
@@ -37,14 +43,12 @@ const SILENT: Record<string, string> = {
   ScorerRestarting: 'one scorer process for the whole run',
   ScorerDown: 'the scorer answers every scrape',
   ScorerAbsent: 'the scorer is up for the whole run',
-  ScorerCanaryStuck: 'no canary is deployed: scorer_canary_traffic_ratio is 0',
 };
 /**
- * Rollout metrics this run cannot produce (no deployment changes, no canary: labelled series
- * appear on first use); their alerts are checked by promtool only. scorer_canary_traffic_ratio
- * has no labels, so it is exported (0) from the start and its alert has a SILENT case.
+ * Rollout metrics this run cannot produce (the canary is healthy: no rollback; labelled series
+ * appear on first use); their alerts are checked by promtool only.
  */
-const NOT_EXPORTED_YET = ['scorer_deployment_changes_total', 'scorer_canary_rollbacks_total', 'scorer_canary_guard_state'];
+const NOT_EXPORTED_YET = ['scorer_canary_rollbacks_total'];
 /** Labels the scrape config adds to every scorer series (static target labels), not the scorer. */
 const TARGET_LABELS = ['service'];
 /** Labels whose values the promtool cases must take from the real ones (not placeholders such as instance). */
@@ -85,12 +89,16 @@ describe('a real Prometheus scraping a real scorer', () => {
     await proxy.up();
     onTestFinished(() => proxy.down());
     const factory = await EventFactory.create(new RegistryRest({ url: registryUrl.href }), input, { seed: 12 });
+    const deployment = join(dir, 'deployment.json');
+    writeFileSync(deployment, JSON.stringify({ stable: '1.0.0', canary: { version: '1.1.0', percent: 30 }, shadow: { version: '1.2.0-flaky', topic: randomName('prom-shadow') } }));
 
     const scorer = await spawnScorer('prometheus', {
       INPUT_TOPIC: input,
       OUTPUT_TOPIC: output,
       DLQ_TOPIC: dlq,
       GROUP_ID: group,
+      MODEL_REPOSITORY: tempRepository(['1.0.0', '1.1.0', '1.2.0-flaky']),
+      MODEL_DEPLOYMENT: deployment,
       SCHEMA_REGISTRY_URL: `${registryUrl.protocol}//127.0.0.1:${proxy.port}${registryUrl.pathname}`,
       // A lag status window of 10 polls is 2.5 s: the outage below stalls the partitions visibly.
       LAG_POLL_INTERVAL_MS: '250',
@@ -120,7 +128,13 @@ describe('a real Prometheus scraping a real scorer', () => {
       await waitForCommittedToEnd(group, input);
       await nextScrape();
     }
-    // 2. A pause: nothing produced for three scrapes (rates fall to 0, lag stays 0, status OK).
+    // 2. A pause: nothing produced for three scrapes (rates fall to 0, lag stays 0, status OK),
+    //    and a deployment change the scorer refuses (it names a version the repository lacks).
+    writeFileSync(deployment, JSON.stringify({ stable: '9.9.9' }));
+    await waitFor('the deployment change refused', async () => {
+      const models = (await (await fetch(`http://127.0.0.1:${scorer.port}/models`)).json()) as { lastChange?: { result: string } };
+      return models.lastChange?.result === 'refused';
+    });
     for (let i = 0; i < 3; i++) await nextScrape();
     // 3. Registry outage: records with a writer schema id the scorer has not fetched yet must wait.
     await proxy.down();

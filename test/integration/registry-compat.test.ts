@@ -102,13 +102,14 @@ describe('registry compatibility', () => {
     expect(await rawConfig()).toBe(global);
   });
 
-  it('an output subject holding an incompatible schema stops the scorer at start: exit 1, the subject, its level and what to do, no retries, nothing changed', async () => {
+  it('an output subject holding an incompatible schema stops the scorer at start: exit 1, the subject, its level and what to do, no retries, nothing changed (from a pipeline thread: PIPELINE_THREADS=2)', async () => {
     const t = await setup('compat-refused', 0);
     await setLevel(t.outSubject, 'BACKWARD');
     await register(t.outSubject, legacy);
     const before = [await rawConfig(t.outSubject), await rawConfig()];
 
-    const run = await runScorerToExit('compat-refused', { INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group });
+    // Two pipelines: the refusal happens in a worker thread and must reach the log line and exit code unchanged (src/threads/protocol.ts).
+    const run = await runScorerToExit('compat-refused', { INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group, PIPELINE_THREADS: '2' });
     expect(run.code, run.log).toBe(1);
     const fatal = run.log.split('\n').filter((l) => l.includes('"level":"fatal"')).map((l) => JSON.parse(l) as { msg: string; code: string });
     expect(fatal).toHaveLength(1);

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventFactory, ROOT } from '../../scripts/lib/feature-events.js';
 import { fileEvents, writeAvroEvents, writeParquetEvents } from '../../scripts/lib/feature-files.js';
 import { loadConfig } from '../../src/config.js';
-import { loadModel } from '../../src/model/manifest.js';
+import { chooseModel } from '../../src/serve/model-choice.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { type ScoringEngine, readSchema, startEngine } from '../../src/serve/engine.js';
@@ -27,7 +27,7 @@ let engine: ScoringEngine;
 
 beforeAll(async () => {
   const config = loadConfig({ MODEL_PATH: resolve(ROOT, 'models/churn.onnx'), LOG_LEVEL: 'error' }, { notRequired: ['KAFKA_BROKERS', 'INPUT_TOPIC', 'OUTPUT_TOPIC', 'DLQ_TOPIC', 'SCHEMA_REGISTRY_URL'] });
-  engine = await startEngine({ config, model: loadModel(config.model.path), metrics: createMetrics(), logger: createLogger('error') });
+  engine = await startEngine({ config, model: chooseModel(config), metrics: createMetrics(), logger: createLogger('error') });
 });
 afterAll(() => engine.scorer.close(5_000));
 

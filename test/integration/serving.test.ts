@@ -3,7 +3,7 @@
  * the Open Inference Protocol endpoint give identical scores and labels. Also the endpoint's
  * contract (400 naming the field, 404, concurrent requests) against a real running scorer.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import avro from 'avsc';
@@ -11,12 +11,13 @@ import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, ROOT } from '../../scripts/lib/feature-events.js';
 import { type FileEvent, writeAvroEvents } from '../../scripts/lib/feature-files.js';
 import { loadConfig } from '../../src/config.js';
-import { loadModel } from '../../src/model/manifest.js';
+import { chooseModel } from '../../src/serve/model-choice.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { readSchema, startEngine } from '../../src/serve/engine.js';
 import { scoreFile } from '../../src/serve/score-file.js';
 import { createTopics, drainTopic, randomName, testKafka, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { tempRepository } from '../helpers/repository.js';
 import { scorerEnv, spawnJob, startTestScorer } from '../helpers/scorer.js';
 import { RegistryRest } from '../../src/kafka/registry.js';
 
@@ -72,7 +73,7 @@ describe('serving patterns', () => {
     const dir = mkdtempSync(join(tmpdir(), 'serving-'));
     await writeAvroEvents(join(dir, 'in.avro'), featureSchema, events);
     const config = loadConfig(scorerEnv({ INPUT_TOPIC: 'x', OUTPUT_TOPIC: 'y', DLQ_TOPIC: 'z' }));
-    const engine = await startEngine({ config, model: loadModel(config.model.path), metrics: createMetrics(), logger: createLogger('error') });
+    const engine = await startEngine({ config, model: chooseModel(config), metrics: createMetrics(), logger: createLogger('error') });
     const summary = await scoreFile({ input: join(dir, 'in.avro'), output: join(dir, 'out.avro'), engine, outputSchema: readSchema('schemas/scored-event.avsc', 'output') });
     await engine.scorer.close(5_000);
     expect(summary).toMatchObject({ records: events.length, scored: events.length, bad: {} });
@@ -127,5 +128,34 @@ describe('serving patterns', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/scorer_infer_http_requests_total\{model="churn",status="400"\} 3/);
     expect(metrics).toMatch(/scorer_infer_http_requests_total\{model="churn",status="200"\} 2/);
+  });
+  it('with a model repository answers for the stable version by default and for any served version by name, each with its own scores', async () => {
+    const t = { input: randomName('oipv-in'), output: randomName('oipv-out'), dlq: randomName('oipv-dlq') };
+    await createTopics([{ topic: t.input }, { topic: t.output }, { topic: t.dlq }]);
+    const deployment = join(mkdtempSync(join(tmpdir(), 'oip-deployment-')), 'deployment.json');
+    writeFileSync(deployment, JSON.stringify({ stable: '1.0.0', canary: { version: '1.1.0', percent: 10 } }));
+    const scorer = await startTestScorer({ INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: randomName('oipv-group'), INFER_HTTP: 'true', MODEL_REPOSITORY: tempRepository(), MODEL_DEPLOYMENT: deployment });
+    const port = scorer.httpPort;
+    const expected = (file: string) => JSON.parse(readFileSync(resolve(ROOT, file), 'utf8')) as { rows: number[][]; onnxruntimeProbability: number[] };
+    const v100 = expected('test/fixtures/churn-expected.json');
+    const v110 = expected('test/fixtures/churn-1.1.0-expected.json');
+    const ask = async (path: string, rows: number[][]) => {
+      const r = await infer(port, { inputs: [{ name: 'features', shape: [rows.length, rows[0]!.length], datatype: 'FP32', data: rows.flat() }] }, path);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return { version: r.body.model_version, scores: (r.body.outputs as { data: number[] }[])[0]!.data };
+    };
+    const stable = await ask('/v2/models/churn/infer', v100.rows);
+    const canary = await ask('/v2/models/churn/versions/1.1.0/infer', v110.rows);
+    expect(stable.version).toBe('1.0.0');
+    expect(canary.version).toBe('1.1.0');
+    stable.scores.forEach((s, i) => expect(s).toBeCloseTo(v100.onnxruntimeProbability[i]!, 5));
+    canary.scores.forEach((s, i) => expect(s).toBeCloseTo(v110.onnxruntimeProbability[i]!, 5));
+    expect(stable.scores).toHaveLength(v100.rows.length);
+    expect((await ask('/v2/models/churn/versions/1.0.0/infer', v100.rows)).scores).toEqual(stable.scores);
+    expect(await (await fetch(`http://127.0.0.1:${port}/v2/models/churn`)).json()).toMatchObject({ versions: ['1.0.0', '1.1.0'] });
+
+    const unknown = await infer(port, { inputs: [] }, '/v2/models/churn/versions/2.0.0/infer');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toBe("model churn version '2.0.0' is not served here (this scorer serves 1.0.0, 1.1.0)");
   });
 });

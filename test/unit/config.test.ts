@@ -93,7 +93,25 @@ describe('loadConfig', () => {
   it('names a missing required variable', () => {
     const env = base();
     delete env.MODEL_PATH;
-    expect(problems(env)).toEqual(['MODEL_PATH: expected an existing .onnx file, got nothing (required)']);
+    expect(problems(env)).toEqual(['MODEL_PATH: expected an existing .onnx file (or MODEL_REPOSITORY: an existing directory of model versions), got nothing (required)']);
+  });
+
+  it('takes a model repository instead of a model file, with an optional deployment file', () => {
+    const env = base({ MODEL_REPOSITORY: dir, MODEL_DEPLOYMENT: file('deployment.json', '{"stable":"1.0.0"}') });
+    delete env.MODEL_PATH;
+    expect(loadConfig(env).model).toEqual({ kind: 'repository', repository: dir, deployment: join(dir, 'deployment.json') });
+    expect(loadConfig(base()).model).toEqual({ kind: 'file', path: MODEL });
+  });
+
+  it.each([
+    ['both sources', { MODEL_REPOSITORY: dir }, `MODEL_REPOSITORY: expected MODEL_PATH or MODEL_REPOSITORY, not both, got both (MODEL_PATH '${MODEL}')`],
+    ['a deployment without a repository', { MODEL_DEPLOYMENT: file('d.json', '{}') }, 'MODEL_DEPLOYMENT: expected MODEL_REPOSITORY to be set (a deployment names versions of a repository), got MODEL_PATH'],
+    ['a repository that is no directory', { MODEL_PATH: undefined, MODEL_REPOSITORY: MODEL }, `MODEL_REPOSITORY: expected an existing directory, got '${MODEL}'`],
+    ['a deployment that is no .json file', { MODEL_PATH: undefined, MODEL_REPOSITORY: dir, MODEL_DEPLOYMENT: CA }, `MODEL_DEPLOYMENT: expected an existing .json file, got '${CA}'`],
+  ])('refuses %s, naming the variable', (_, vars, message) => {
+    const env = base(vars as Record<string, string>);
+    for (const [k, v] of Object.entries(vars)) if (v === undefined) delete env[k];
+    expect(problems(env)).toEqual([message]);
   });
 
   it.each([
@@ -119,6 +137,22 @@ describe('loadConfig', () => {
     ['OUTPUT_SCHEMA_ID', 'latest', "OUTPUT_SCHEMA_ID: expected an integer from 1 to 2147483647, got 'latest'"],
   ])('rejects %s=%j', (key, value, message) => {
     expect(problems(base({ [key]: value }))).toEqual([message]);
+  });
+
+  it('runs PIPELINE_THREADS pipelines: 1 by default, a number, or auto (the available cores)', async () => {
+    const { availableParallelism } = await import('node:os');
+    expect(loadConfig(base()).pipelineThreads).toBe(DEFAULTS.PIPELINE_THREADS);
+    expect(loadConfig(base({ PIPELINE_THREADS: '2' })).pipelineThreads).toBe(2);
+    expect(loadConfig(base({ PIPELINE_THREADS: 'AUTO' })).pipelineThreads).toBe(Math.min(64, availableParallelism()));
+    expect(problems(base({ PIPELINE_THREADS: '0' }))).toEqual(["PIPELINE_THREADS: expected an integer from 1 to 64 or 'auto', got '0'"]);
+    expect(problems(base({ PIPELINE_THREADS: 'many' }))).toEqual(["PIPELINE_THREADS: expected an integer from 1 to 64 or 'auto', got 'many'"]);
+  });
+
+  it('refuses the OIP endpoint with more than one pipeline (no one pipeline to serve it)', () => {
+    expect(problems(base({ PIPELINE_THREADS: '2', INFER_HTTP: 'true' }))).toEqual([
+      "INFER_HTTP: expected false when PIPELINE_THREADS is above 1 (it is 2: serve OIP from a PIPELINE_THREADS=1 deployment), got 'true'",
+    ]);
+    expect(loadConfig(base({ PIPELINE_THREADS: '1', INFER_HTTP: 'true' })).inferHttp.enabled).toBe(true);
   });
 
   it('rejects a topic used twice', () => {
@@ -276,6 +310,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(54); // 6 required + 35 with defaults + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
+    expect(CONFIG_KEYS).toHaveLength(57); // 5 required + 36 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
   });
 });

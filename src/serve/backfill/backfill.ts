@@ -136,7 +136,7 @@ export class BackfillRun {
     if (inRange.length === 0) {
       this.#markDone(chunk.partition);
       // Nothing committed: past the range, the backfill leaves records to the live scorer.
-      return { scored: 0, deadLettered: {}, eventTimes: [], nextOffset: BigInt(first.offset) };
+      return { scored: 0, deadLettered: {}, eventTimes: [], nextOffset: BigInt(first.offset), versions: [] };
     }
     const result = await this.#opts.processor.process({ ...chunk, messages: inRange });
     this.#next.set(chunk.partition, result.nextOffset);

@@ -45,6 +45,22 @@ export function parseBound(text: string, flag: '--from' | '--to'): Bound {
   return { kind: 'time', ms };
 }
 
+/**
+ * A range that is empty by construction is a mistake, not a backfill of nothing: --to before
+ * --from (both times, or both offsets of the same partition) is refused before connecting.
+ */
+export function checkRange(from: Bound, to: Bound): void {
+  if (from.kind === 'time' && to.kind === 'time' && to.ms <= from.ms) {
+    throw new UsageError(`--to: expected a time after --from (${new Date(from.ms).toISOString()}), got ${new Date(to.ms).toISOString()}`);
+  }
+  if (from.kind === 'offsets' && to.kind === 'offsets') {
+    for (const [p, f] of from.offsets) {
+      const t = to.offsets.get(p);
+      if (t !== undefined && t <= f) throw new UsageError(`--to: partition ${p}: expected an offset after --from's ${f}, got ${t}`);
+    }
+  }
+}
+
 /** The default group of a backfill: derived from what it does, so the same command resumes itself. */
 export function defaultGroupId(base: string, parts: { input: string; output: string; from: string; to: string; model: string }): string {
   const hash = createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 12);
@@ -66,10 +82,10 @@ function decodePlan(partition: number, metadata: string | null | undefined): Par
   }
 }
 
-async function resolveBound(admin: Pick<Admin, 'fetchTopicOffsets' | 'fetchTopicOffsetsByTimestamp'>, topic: string, bound: Bound, partitions: number[]): Promise<Map<number, bigint | undefined>> {
+async function resolveBound(admin: Pick<Admin, 'fetchTopicOffsets' | 'fetchTopicOffsetsByTimestamp'>, topic: string, bound: Bound, partitions: number[], flag: '--from' | '--to'): Promise<Map<number, bigint | undefined>> {
   const out = new Map<number, bigint | undefined>();
   if (bound.kind === 'offsets') {
-    for (const p of bound.offsets.keys()) if (!partitions.includes(p)) throw new UsageError(`partition ${p}: ${topic} has partitions ${partitions.join(', ')}`);
+    for (const p of bound.offsets.keys()) if (!partitions.includes(p)) throw new UsageError(`${flag}: partition ${p}: expected a partition of ${topic} (${partitions.join(', ')}), got ${p}`);
     for (const p of partitions) out.set(p, bound.offsets.get(p));
     return out;
   }
@@ -85,7 +101,7 @@ async function resolveBound(admin: Pick<Admin, 'fetchTopicOffsets' | 'fetchTopic
 /** Resolves the bounds to one range per partition; a partition an offset list leaves out gets an empty range. */
 export async function resolvePlan(admin: Pick<Admin, 'fetchTopicOffsets' | 'fetchTopicOffsetsByTimestamp'>, topic: string, from: Bound, to: Bound): Promise<PartitionRange[]> {
   const partitions = (await admin.fetchTopicOffsets(topic)).map((p) => p.partition).sort((a, b) => a - b);
-  const [starts, ends] = await Promise.all([resolveBound(admin, topic, from, partitions), resolveBound(admin, topic, to, partitions)]);
+  const [starts, ends] = await Promise.all([resolveBound(admin, topic, from, partitions, '--from'), resolveBound(admin, topic, to, partitions, '--to')]);
   return partitions.map((partition) => {
     const f = starts.get(partition);
     const t = ends.get(partition);

@@ -11,6 +11,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import * as ort from 'onnxruntime-node';
 import type { ScoreTensor } from '../batch/merge.js';
 import { ScorerError } from '../../errors.js';
+import { spawnModule } from '../../threads/spawn.js';
 
 export interface SessionConfig {
   intraOpThreads: number;
@@ -178,19 +179,8 @@ export class MainRunner implements Runner {
   }
 }
 
-/**
- * How to start a worker running this file. Compiled (dist/infer-worker.js), directly. As the .ts
- * source (vitest, tsx), the worker needs tsx's loader first, and Node 20 ignores ESM loaders in a
- * Worker's execArgv (nodejs/node#47747, fixed in 22.2; privatenumber/tsx#354): a tiny eval'd
- * bootstrap registers tsx inside the worker, then imports this file.
- */
-function spawnSelf(workerData: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(import.meta.url), { workerData });
-  // Resolved here: an eval'd worker resolves bare specifiers from the cwd, not from this package.
-  const tsxApi = typeof import.meta.resolve === 'function' ? import.meta.resolve('tsx/esm/api') : 'tsx/esm/api';
-  const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
-  return new Worker(boot, { eval: true, workerData });
-}
+/** A worker running this file (threads/spawn.ts: compiled, or the .ts source under tsx). */
+const spawnSelf = (workerData: WorkerInit): Worker => spawnModule(import.meta.url, workerData);
 
 const BUGS: Record<string, ErrorConstructor> = { TypeError, RangeError, ReferenceError };
 

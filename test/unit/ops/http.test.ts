@@ -11,7 +11,7 @@ afterEach(async () => {
 const lines: Record<string, unknown>[] = [];
 const logger = createLogger('info', { destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) } });
 
-async function start(health: () => HealthState, registry = new Registry(), models?: () => unknown): Promise<{ url: string; server: HttpServer; registry: Registry }> {
+async function start(health: () => HealthState | Promise<HealthState>, registry = new Registry(), models?: () => unknown): Promise<{ url: string; server: HttpServer; registry: Registry }> {
   const server = await startHttpServer({ port: 0, host: '127.0.0.1', registry, health, logger, ...(models ? { models } : {}) });
   servers.push(server);
   return { url: `http://127.0.0.1:${server.port}`, server, registry };
@@ -90,6 +90,14 @@ describe('startHttpServer', () => {
       expect(await res.json()).toMatchObject({ reasons: ['health: check threw: state unavailable'] });
     }
     expect(lines.some((l) => l.msg === 'health check threw')).toBe(true);
+  });
+
+  it('awaits an async health() (PIPELINE_THREADS asks each pipeline), and fails both probes when it rejects', async () => {
+    const { url } = await start(async () => ({ ...healthy, ready: false, checks: { pipelines: 'pipeline 1: no answer within 2000 ms' } }));
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${url}/readyz`)).json()).toMatchObject({ status: 'not ready', reasons: ['pipelines: pipeline 1: no answer within 2000 ms'] });
+    const failing = await start(() => Promise.reject(new Error('port closed')));
+    expect((await fetch(`${failing.url}/healthz`)).status).toBe(503);
   });
 
   it('answers 404 for unknown paths and 405 for other methods', async () => {

@@ -18,6 +18,10 @@ const EXPECTED: Record<string, string> = {
   scorer_inference_duration_seconds: 'histogram',
   scorer_end_to_end_latency_seconds: 'histogram',
   scorer_transactions_total: 'counter',
+  scorer_version_records_scored_total: 'counter',
+  scorer_version_records_failed_total: 'counter',
+  scorer_version_inference_duration_seconds: 'histogram',
+  scorer_version_score: 'histogram',
   scorer_rebalances_total: 'counter',
   scorer_partitions_assigned: 'gauge',
   scorer_partitions_paused: 'gauge',
@@ -125,7 +129,7 @@ describe('createMetrics', () => {
     expect(text).toContain('# TYPE scorer_end_to_end_latency_seconds histogram');
   });
 
-  it('zeroCounters starts every dead-letter code, transient retry and transaction result at 0, so increase() sees the first one', async () => {
+  it('zeroCounters starts every dead-letter code, transient retry, transaction and deployment-change result at 0, so increase() sees the first one', async () => {
     const metrics = createMetrics(new Registry());
     zeroCounters(metrics, 'features');
     const text = await metrics.registry.metrics();
@@ -135,6 +139,8 @@ describe('createMetrics', () => {
     expect(text).toContain('scorer_retries_total{stage="produce",code="KAFKA_UNAVAILABLE"} 0');
     expect(text).toContain('scorer_transactions_total{result="committed"} 0');
     expect(text).toContain('scorer_transactions_total{result="aborted"} 0');
+    expect(text).toContain('scorer_deployment_changes_total{result="applied"} 0');
+    expect(text).toContain('scorer_deployment_changes_total{result="refused"} 0');
     // Fatal codes are not retries of a transient failure: not pre-created.
     expect(text).not.toContain('PRODUCER_FENCED');
   });

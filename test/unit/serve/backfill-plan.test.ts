@@ -1,7 +1,7 @@
 /** Backfill bounds and the plan kept in offset metadata: parsing, defaults, round trip, refusals. */
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../../src/serve/command.js';
-import { defaultGroupId, encodePlan, parseBound, resolvePlan, storedPlan } from '../../../src/serve/backfill/plan.js';
+import { checkRange, defaultGroupId, encodePlan, parseBound, resolvePlan, storedPlan } from '../../../src/serve/backfill/plan.js';
 
 const admin = {
   fetchTopicOffsets: async () => [0, 1].map((partition) => ({ partition, offset: '100', high: '100', low: '10' })),
@@ -34,5 +34,20 @@ describe('backfill plan', () => {
     expect(await storedPlan({ fetchOffsets } as never, 'g', 't')).toEqual(new Map([[0, { partition: 0, from: 5n, to: 9n, next: 7n }]]));
     const foreign = async () => [{ topic: 't', partitions: [{ partition: 0, offset: '7', metadata: '' }] }];
     await expect(storedPlan({ fetchOffsets: foreign } as never, 'g', 't')).rejects.toThrow(/no backfill wrote/);
+  });
+});
+
+describe('checkRange', () => {
+  it('refuses a range that is empty by construction, naming the flag', () => {
+    const at = (t: string) => parseBound(t, '--from');
+    expect(() => checkRange(at('2026-12-02T00:00:00Z'), parseBound('2026-12-01T00:00:00Z', '--to'))).toThrow('--to: expected a time after --from (2026-12-02T00:00:00.000Z), got 2026-12-01T00:00:00.000Z');
+    expect(() => checkRange(at('0:10,1:3'), parseBound('1:9,0:5', '--to'))).toThrow("--to: partition 0: expected an offset after --from's 10, got 5");
+    expect(() => checkRange(at('0:10'), parseBound('0:10', '--to'))).toThrow('partition 0');
+  });
+
+  it('accepts ranges that may hold records', () => {
+    expect(() => checkRange(parseBound('2026-12-01T00:00:00Z', '--from'), parseBound('2026-12-02T00:00:00Z', '--to'))).not.toThrow();
+    expect(() => checkRange(parseBound('0:5', '--from'), parseBound('0:6,1:0', '--to'))).not.toThrow();
+    expect(() => checkRange(parseBound('earliest', '--from'), parseBound('now', '--to'))).not.toThrow();
   });
 });

@@ -10,7 +10,9 @@ import { ChunkProcessor } from '../../../src/stages/chunk.js';
 import { DLQ_HEADERS } from '../../../src/stages/deadletter.js';
 import type { ChunkDecoder, DecodedChunk } from '../../../src/stages/decode/row-decoder.js';
 import type { ScoredEventEncoder } from '../../../src/stages/encode.js';
-import type { RowOutcome } from '../../../src/stages/infer/infer.js';
+import type { RowOutcome, RowScorer } from '../../../src/stages/infer/infer.js';
+import type { Lease, Served } from '../../../src/model/generation.js';
+import { Router } from '../../../src/model/routing.js';
 import type { ChunkCommit, ChunkCommitter } from '../../../src/stages/produce.js';
 
 const WIDTH = 2;
@@ -56,22 +58,50 @@ function scorer(calls: number[] = []) {
   };
 }
 
-const encoder: ScoredEventEncoder = {
+/** Encodes `<offset>=<score>`, prefixed with the version for any version but '1'. */
+const encoderOf = (version: string): ScoredEventEncoder => ({
   scoredEvent: (event, source, outcome, scoredTime) => ({
     event_id: event.event_id,
     entity_id: event.entity_id,
     source: { topic: source.topic, partition: source.partition, offset: Number(source.offset) },
     event_time: event.event_time,
     scored_time: scoredTime,
-    model: { name: 'm', version: '1' },
+    model: { name: 'm', version },
     score: outcome.score,
     scores: outcome.scores,
     label: null,
   }),
-  encode: (v) => Buffer.from(`${v.source.offset}=${v.score}`),
-};
+  encode: (v) => Buffer.from(`${v.model.version === '1' ? '' : `${v.model.version}:`}${v.source.offset}=${v.score}`),
+});
 
-function processor({ commitError, score = scorer() }: { commitError?: unknown; score?: ReturnType<typeof scorer> | { score(): Promise<RowOutcome[]> } } = {}) {
+type Score = Pick<RowScorer, 'score'>;
+
+/** A version as a generation serves it: only what the chunk processor reads. */
+const served = (version: string, score: Score = scorer()): Served => ({ version, model: { manifest: { name: 'm', version } }, scorer: score }) as unknown as Served;
+
+/** One generation: stable, and optionally a canary for the keys in `canaryKeys` and a shadow for `shadowKeys`. */
+function generation({ stable = served('1'), canary, shadow, canaryKeys = [], shadowKeys = [] }: { stable?: Served; canary?: Served; shadow?: Served; canaryKeys?: string[]; shadowKeys?: string[] } = {}) {
+  const released: number[] = [];
+  let n = 0;
+  const models = {
+    acquire(): Lease {
+      const generation = ++n;
+      return {
+        generation,
+        stable,
+        canary: canary === undefined ? undefined : { ...canary, percent: 50 },
+        shadow: shadow === undefined ? undefined : { ...shadow, topic: 'shadow', percent: 100 },
+        router: new Router({ canaryPercent: 0, shadowPercent: 0 }),
+        pick: (key) => (canary !== undefined && canaryKeys.includes(String(key)) ? canary : stable),
+        shadowed: (key) => shadow !== undefined && shadowKeys.includes(String(key)),
+        release: () => released.push(generation),
+      };
+    },
+  };
+  return { models, released };
+}
+
+function processor({ commitError, score = scorer(), models = generation({ stable: served('1', score) }).models }: { commitError?: unknown; score?: Score; models?: ReturnType<typeof generation>['models'] } = {}) {
   const commits: ChunkCommit[] = [];
   const committer: ChunkCommitter = {
     async commit(c) {
@@ -80,13 +110,11 @@ function processor({ commitError, score = scorer() }: { commitError?: unknown; s
     },
   };
   const p = new ChunkProcessor({
-    decoder,
-    scorer: score,
-    encoder,
+    models,
+    stages: (model) => ({ decoder, encoder: encoderOf(model.manifest.version), deadLetterContext: { scorerVersion: '0.1.0', modelName: 'm', modelVersion: model.manifest.version } }),
     committer,
     outputTopic: 'out',
     dlqTopic: 'dlq',
-    deadLetterContext: { scorerVersion: '0.1.0', modelName: 'm', modelVersion: '1' },
     logger: createLogger('silent'),
     now: () => NOW,
   });
@@ -100,7 +128,7 @@ describe('ChunkProcessor', () => {
   it('scores every good record, in order, keys kept, and commits the next offset with them', async () => {
     const { p, commits } = processor();
     const result = await p.process({ topic: 'in', partition: 3, messages: [record(10, 'ok:1'), record(11, 'ok:2'), record(12, 'ok:3')] });
-    expect(result).toEqual({ scored: 3, deadLettered: {}, eventTimes: [NOW - 500, NOW - 499, NOW - 498], nextOffset: 13n });
+    expect(result).toEqual({ scored: 3, deadLettered: {}, eventTimes: [NOW - 500, NOW - 499, NOW - 498], nextOffset: 13n, versions: [{ version: '1', role: 'stable', scored: 3, failed: 0 }] });
     expect(commits).toHaveLength(1);
     const c = commits[0] as ChunkCommit;
     expect(c.partition).toBe(3);
@@ -159,5 +187,66 @@ describe('ChunkProcessor', () => {
   it('refuses an empty chunk as a bug', async () => {
     const { p } = processor();
     await expect(p.process({ topic: 'in', partition: 0, messages: [] })).rejects.toThrow('bug: empty chunk');
+  });
+});
+
+describe('ChunkProcessor across model versions', () => {
+  const dlqVersions = (c: ChunkCommit): string[] => (c.outputs.find((o) => o.topic === 'dlq')?.messages ?? []).map((m) => String((m.headers as Record<string, string>)[DLQ_HEADERS.modelVersion]));
+  const chunk = [record(0, 'ok:1'), record(1, 'ok:2'), record(2, 'ok:99'), record(3, 'ok:4'), record(4, 'BAD_MAGIC_BYTE')];
+
+  it('scores each record by the version its key routes to, output in input order, dead letters naming that version', async () => {
+    const stableCalls: number[] = [];
+    const canaryCalls: number[] = [];
+    const { models } = generation({ stable: served('1', scorer(stableCalls)), canary: served('2', scorer(canaryCalls)), canaryKeys: ['k1', 'k2', 'k4'] });
+    const { p, commits } = processor({ models });
+    const result = await p.process({ topic: 'in', partition: 0, messages: chunk });
+    const c = commits[0] as ChunkCommit;
+    expect(values(c, 'out')).toEqual(['0=0.1', '2:1=0.2', '3=0.4']);
+    expect(keys(c, 'out')).toEqual(['k0', 'k1', 'k3']);
+    // each version scored only its own rows: stable 0 and 3, canary 1 and 2 (4 failed at decode)
+    expect(stableCalls).toEqual([2]);
+    expect(canaryCalls).toEqual([2]);
+    expect(dlqVersions(c)).toEqual(['2', '2']);
+    expect(result.versions).toEqual([
+      { version: '1', role: 'stable', scored: 2, failed: 0 },
+      { version: '2', role: 'canary', scored: 1, failed: 2 },
+    ]);
+  });
+
+  it('writes shadow events for the shadowed records into the shadow topic in the same commit, never dead-lettering its failures', async () => {
+    const { models } = generation({ shadow: served('3'), shadowKeys: ['k0', 'k2', 'k3'] });
+    const { p, commits } = processor({ models });
+    const result = await p.process({ topic: 'in', partition: 0, messages: chunk });
+    const c = commits[0] as ChunkCommit;
+    expect(values(c, 'shadow')).toEqual(['3:0=0.1', '3:3=0.4']);
+    expect(keys(c, 'shadow')).toEqual(['k0', 'k3']);
+    expect(dlqVersions(c)).toEqual(['1', '1']); // row 99 and the bad record, by stable only
+    expect(result.versions.at(-1)).toEqual({ version: '3', role: 'shadow', scored: 2, failed: 1 });
+
+    // The main output is the same as without the shadow.
+    const plain = processor();
+    await plain.p.process({ topic: 'in', partition: 0, messages: chunk });
+    const without = plain.commits[0] as ChunkCommit;
+    expect(values(c, 'out')).toEqual(values(without, 'out'));
+    expect(values(c, 'dlq')).toEqual(values(without, 'dlq'));
+  });
+
+  it('commits the main output when the shadow cannot score at all, with an empty shadow share counted as failed', async () => {
+    const broken = { score: async (): Promise<RowOutcome[]> => Promise.reject(new ScorerError('MODEL_UNAVAILABLE', 'shadow workers died')) };
+    const { models } = generation({ shadow: served('3', broken), shadowKeys: ['k0', 'k1'] });
+    const { p, commits } = processor({ models });
+    const result = await p.process({ topic: 'in', partition: 0, messages: chunk });
+    const c = commits[0] as ChunkCommit;
+    expect(values(c, 'out')).toEqual(['0=0.1', '1=0.2', '3=0.4']);
+    expect(values(c, 'shadow')).toEqual([]);
+    expect(result.versions.at(-1)).toEqual({ version: '3', role: 'shadow', scored: 0, failed: 2 });
+  });
+
+  it('holds one generation per chunk and releases it after the commit and after a failure', async () => {
+    const { models, released } = generation();
+    const ok = processor({ models });
+    await ok.p.process({ topic: 'in', partition: 0, messages: [record(0, 'ok:1')] });
+    await expect(ok.p.process({ topic: 'in', partition: 0, messages: [record(1, 'registry-down')] })).rejects.toMatchObject({ code: 'REGISTRY_UNAVAILABLE' });
+    expect(released).toEqual([1, 2]);
   });
 });

@@ -92,7 +92,7 @@ function payload(partition: number, from: number, to: number, { running = (): bo
 }
 
 type Handle = (chunk: Chunk) => Promise<ChunkResult>;
-const commitAll: Handle = async ({ messages }) => ({ scored: messages.length, deadLettered: {}, eventTimes: [], nextOffset: BigInt((messages.at(-1) as KafkaMessage).offset) + 1n });
+const commitAll: Handle = async ({ messages }) => ({ scored: messages.length, deadLettered: {}, eventTimes: [], nextOffset: BigInt((messages.at(-1) as KafkaMessage).offset) + 1n, versions: [] });
 
 async function stage(handle: Handle = commitAll, opts: Partial<ConsumeOptions> = {}) {
   const consumer = new FakeConsumer();
