@@ -16,10 +16,10 @@ export default defineConfig({
       },
       // The same integration files once per broker line (test/integration/lines.ts), each line
       // against its own broker: `vitest run --project integration-kafka39` runs one line.
-      ...BROKER_LINES.map(({ project }) => ({
+      ...BROKER_LINES.map(({ project, include }) => ({
         test: {
           name: project,
-          include: ['test/integration/**/*.test.ts'],
+          include: include ?? ['test/integration/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/integration/global-setup.ts'],
           // The brokers and the scorer share 2 cores with the tests: one file at a time, across

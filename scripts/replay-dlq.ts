@@ -44,6 +44,8 @@ await consumer.subscribe({ topic: values.from, fromBeginning: true });
 
 const copied = new Map<string, number>();
 let skipped = 0;
+/** Cut dead letters (RECORD_TOO_LARGE) hold only the head of the value: replaying one would feed a truncated record. */
+let cut = 0;
 const done = new Set([...ends].filter(([, end]) => end === 0n).map(([p]) => p));
 await new Promise<void>((resolve, reject) => {
   if (done.size === ends.size) return resolve();
@@ -55,7 +57,8 @@ await new Promise<void>((resolve, reject) => {
         for (const m of batch.messages) {
           if (BigInt(m.offset) >= end) break;
           const code = m.headers?.[DLQ_HEADERS.errorCode]?.toString() ?? 'UNKNOWN';
-          if (codes === undefined || codes.has(code)) {
+          if (code === 'RECORD_TOO_LARGE') cut += 1;
+          else if (codes === undefined || codes.has(code)) {
             const headers: IHeaders = Object.fromEntries(Object.entries(m.headers ?? {}).filter(([k]) => !k.startsWith(dlqPrefix)));
             out.push({ key: m.key, value: m.value, headers });
             copied.set(code, (copied.get(code) ?? 0) + 1);
@@ -75,4 +78,5 @@ await producer.disconnect();
 const total = [...copied.values()].reduce((a, b) => a + b, 0);
 console.log(`${values['dry-run'] ? 'would replay' : 'replayed'} ${total} dead letters from ${values.from} to ${values.to}; left ${skipped} with other codes`);
 for (const [code, n] of copied) console.log(`  ${code}: ${n}`);
+if (cut > 0) console.log(`  not replayed: ${cut} cut dead letters (RECORD_TOO_LARGE); their originals are at dlq.source.* in the input topic`);
 process.exit(0);

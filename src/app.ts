@@ -136,7 +136,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     });
     const processor = new ChunkProcessor({
       models: served,
-      stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId, scorerVersion: SCORER_VERSION }),
+      stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId, scorerVersion: SCORER_VERSION, deadLetterMaxBytes: config.topics.dlqMaxMessageBytes }),
       committer: producers,
       outputTopic: config.topics.output,
       dlqTopic: config.topics.dlq,

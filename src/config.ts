@@ -32,6 +32,7 @@ export const DEFAULTS = {
   FETCH_MAX_WAIT_MS: 100, // ms the broker waits for FETCH_MIN_BYTES
   TOPIC_PARTITIONS: 6, // partitions, only when creating a missing topic
   TOPIC_REPLICATION_FACTOR: 1, // replicas, only when creating a missing topic
+  DLQ_MAX_MESSAGE_BYTES: 1_000_000, // bytes, largest dead letter sent whole (the broker's default limit is 1 MiB + 12)
   BATCH_MAX_SIZE: 512, // rows per inference batch
   BATCH_MAX_DELAY_MS: 10, // ms from a batch's first row to its dispatch
   BATCH_IDLE_DISPATCH: true, // dispatch at once when an inference slot is free
@@ -93,7 +94,15 @@ export interface Config {
     ssl: { enabled: boolean; rejectUnauthorized: boolean; ca?: PemFile; cert?: PemFile; key?: PemFile };
     sasl?: { mechanism: SaslMechanism; username: string; password: string };
   };
-  topics: { input: string; output: string; dlq: string; partitions: number; replicationFactor: number };
+  topics: {
+    input: string;
+    output: string;
+    dlq: string;
+    /** Largest dead letter sent whole (DLQ_MAX_MESSAGE_BYTES); a larger one is cut (src/stages/deadletter.ts). */
+    dlqMaxMessageBytes: number;
+    partitions: number;
+    replicationFactor: number;
+  };
   /** outputSchemaId: an id registered for the scorer's output schema; when set the scorer checks it instead of registering. */
   registry: { url: string; timeoutMs: number; auth?: { username: string; password: string }; ca?: PemFile; outputSchemaId?: number };
   /**
@@ -149,6 +158,8 @@ const SCHEMA = {
   DLQ_TOPIC: required(topic),
   TOPIC_PARTITIONS: withDefault(int(1, 10_000), DEFAULTS.TOPIC_PARTITIONS),
   TOPIC_REPLICATION_FACTOR: withDefault(int(1, 32_767), DEFAULTS.TOPIC_REPLICATION_FACTOR),
+  // 4 KiB: room for the dlq.* headers of a cut dead letter; keep it at or below the dead-letter topic's max.message.bytes.
+  DLQ_MAX_MESSAGE_BYTES: withDefault(int(4_096, MAX_INT32), DEFAULTS.DLQ_MAX_MESSAGE_BYTES),
   SCHEMA_REGISTRY_URL: required(httpUrl),
   // One of MODEL_PATH and MODEL_REPOSITORY (RULES).
   MODEL_PATH: optional(onnxFile),
@@ -352,7 +363,7 @@ function build(v: Values): Omit<Config, 'tracing'> {
       },
       ...(sasl && { sasl }),
     },
-    topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
+    topics: { input: v.INPUT_TOPIC, output: v.OUTPUT_TOPIC, dlq: v.DLQ_TOPIC, dlqMaxMessageBytes: v.DLQ_MAX_MESSAGE_BYTES, partitions: v.TOPIC_PARTITIONS, replicationFactor: v.TOPIC_REPLICATION_FACTOR },
     registry: { url: v.SCHEMA_REGISTRY_URL, timeoutMs: FIXED.REGISTRY_TIMEOUT_MS, ...(auth && { auth }), ...(v.SCHEMA_REGISTRY_CA_FILE && { ca: v.SCHEMA_REGISTRY_CA_FILE }), ...(v.OUTPUT_SCHEMA_ID !== undefined && { outputSchemaId: v.OUTPUT_SCHEMA_ID }) },
     model: v.MODEL_REPOSITORY !== undefined
       ? { kind: 'repository', repository: v.MODEL_REPOSITORY, ...(v.MODEL_DEPLOYMENT !== undefined && { deployment: v.MODEL_DEPLOYMENT }) }

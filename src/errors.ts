@@ -20,6 +20,7 @@ export const ErrorCodes = {
   MALFORMED_PAYLOAD: { kind: 'permanent', stage: 'decode', doc: 'the Avro body does not decode with its writer schema (truncated, trailing bytes, corrupt)' },
   INVALID_FEATURE: { kind: 'permanent', stage: 'vectorize', doc: 'a feature the model needs is missing, null, NaN, infinite or not a number' },
   INFERENCE_FAILED: { kind: 'permanent', stage: 'infer', doc: 'the model failed on this row alone (isolated by splitting the batch) or returned a non-finite score' },
+  RECORD_TOO_LARGE: { kind: 'permanent', stage: 'produce', doc: 'the dead letter (original bytes plus headers) exceeds DLQ_MAX_MESSAGE_BYTES: sent with the value cut, its size and sha256 and the first error in headers' },
   // transient (retried, never dead-lettered)
   REGISTRY_UNAVAILABLE: { kind: 'transient', stage: 'decode', doc: 'the schema registry did not answer or answered 5xx' },
   KAFKA_UNAVAILABLE: { kind: 'transient', stage: 'produce', doc: 'a broker request failed or timed out' },

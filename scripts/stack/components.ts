@@ -13,16 +13,21 @@ import { StackError, run } from './process.js';
 
 export const APICURIO_VERSION = '3.0.9';
 
-/** Ports on 127.0.0.1; override with STACK_KAFKA_PORT / STACK_CONTROLLER_PORT / STACK_REGISTRY_PORT. */
+/**
+ * Ports on 127.0.0.1; override with STACK_KAFKA_PORT / STACK_CONTROLLER_PORT / STACK_REGISTRY_PORT.
+ * In a cluster (STACK_BROKERS > 1) node n listens on kafka + (n-1)*step and controller + (n-1)*step
+ * (STACK_BROKER_PORT_STEP, default 100: 9092/9192/9292 and 9093/9193/9293).
+ */
 export interface StackPorts {
   kafka: number;
   controller: number;
   registry: number;
+  step: number;
 }
 
 export interface Component {
-  /** Short name used for pid and log files. */
-  name: 'kafka' | 'registry';
+  /** Short name used for pid and log files: `kafka` (one broker) or `kafka-<node>`, `registry`. */
+  name: string;
   /** What runs, release included (a running stack of another release is not reused). */
   identity: string;
   /** Download (via Maven, cached in ~/.m2) and lay out what the component needs. Idempotent. */

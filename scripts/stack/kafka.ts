@@ -81,10 +81,8 @@ logger.cleaner.level = WARN
 `,
   },
   // Share groups (KIP-932) are on when storage is formatted by 4.4 (share.version 2; 4.1 formats
-  // share.version 0); their state topic wants 3 replicas, which one node cannot give.
-  config: `share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-`,
+  // share.version 0); their state topic is replicated like the other internal topics (replicationConfig).
+  config: '',
 };
 
 /** Validates STACK_KAFKA_VERSION (empty or unset: the default). */
@@ -98,22 +96,39 @@ export function parseKafkaVersion(raw: string | undefined): string {
 
 const lineOf = (version: string): Line => (version.startsWith('3.') ? LINE_3 : LINE_4);
 
-export function kafkaComponent(root: string, ports: StackPorts, version: string): Component {
+/** One KRaft node of the stack: node `id` of `count` (every node is broker and controller). */
+export interface KafkaNode {
+  id: number;
+  count: number;
+}
+
+/** The component name of a node: `kafka` for a single broker (as before clusters), else `kafka-<id>`. */
+export const brokerName = ({ id, count }: KafkaNode): string => (count === 1 ? 'kafka' : `kafka-${id}`);
+
+/** Where node `id` listens (README "Local stack": ports move by STACK_BROKER_PORT_STEP per node). */
+export function nodePorts(ports: StackPorts, id: number): { kafka: number; controller: number } {
+  return { kafka: ports.kafka + (id - 1) * ports.step, controller: ports.controller + (id - 1) * ports.step };
+}
+
+export function kafkaComponent(root: string, ports: StackPorts, version: string, node: KafkaNode = { id: 1, count: 1 }): Component {
   const line = lineOf(version);
   const dir = join(root, 'kafka');
+  const own = nodePorts(ports, node.id);
   // One data directory per release: a 4.x broker formats metadata a 3.9 one cannot read, so
-  // switching STACK_KAFKA_VERSION starts an empty broker instead of a broken one.
-  const dataDir = join(dir, `data-${version}`);
+  // switching STACK_KAFKA_VERSION starts an empty broker instead of a broken one. A cluster has
+  // its own too (cluster<N>-<release>/node-<id>): its nodes share one cluster id and quorum.
+  const clusterDir = join(dir, `cluster${node.count}-${version}`);
+  const dataDir = node.count === 1 ? join(dir, `data-${version}`) : join(clusterDir, `node-${node.id}`);
   const classpathFile = join(dir, `classpath-${version}.txt`);
-  const configFile = join(dir, `server-${version}.properties`);
+  const configFile = node.count === 1 ? join(dir, `server-${version}.properties`) : join(clusterDir, `server-${node.id}.properties`);
   const logConfigFile = join(dir, line.logConfig.file);
   const classpath = () => readFileSync(classpathFile, 'utf8').trim();
   return {
-    name: 'kafka',
-    identity: `Apache Kafka ${version}`,
+    name: brokerName(node),
+    identity: node.count === 1 ? `Apache Kafka ${version}` : `Apache Kafka ${version} node ${node.id}/${node.count}`,
     cwd: dir,
-    ports: [ports.kafka, ports.controller],
-    url: `127.0.0.1:${ports.kafka}`,
+    ports: [own.kafka, own.controller],
+    url: `127.0.0.1:${own.kafka}`,
     async prepare() {
       mkdirSync(dir, { recursive: true });
       if (!existsSync(classpathFile)) {
@@ -122,23 +137,26 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string)
         writeFileSync(join(pomDir, 'pom.xml'), pom(dep('org.apache.kafka', 'kafka_2.13', version) + line.deps));
         await mvn(pomDir, ['dependency:build-classpath', `-Dmdep.outputFile=${classpathFile}`]);
       }
-      writeFileSync(configFile, kafkaConfig(ports, dataDir) + line.config);
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(configFile, kafkaConfig(ports, node, dataDir) + line.config + replicationConfig(node.count, line));
       writeFileSync(logConfigFile, line.logConfig.text);
       if (!existsSync(join(dataDir, 'meta.properties'))) {
         // KRaft storage must be formatted once with a cluster id before the first start; with
-        // static voters (controller.quorum.voters) both lines take the same arguments. The id is
-        // attached with '=': one in 64 starts with '-', which `-t <id>` took for an option.
+        // static voters (controller.quorum.voters) both lines take the same arguments. The nodes
+        // of a cluster share the id (kept beside them), so a node formatted later still joins. The
+        // id is attached with '=': one in 64 starts with '-', which `-t <id>` took for an option.
         mkdirSync(dataDir, { recursive: true });
-        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', `--cluster-id=${kraftClusterId()}`, '-c', configFile], {
+        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', `--cluster-id=${sharedClusterId(clusterDir, node.count)}`, '-c', configFile], {
           cwd: dir,
-          what: `Kafka ${version} storage format`,
+          what: `Kafka ${version} storage format (${brokerName(node)})`,
           hint: `remove ${dataDir} and retry.`,
         });
       }
     },
     args: (marker) => [
       '-Xms256m',
-      '-Xmx1g',
+      // Three nodes share the machine with the scorer and the tests: half the heap each.
+      node.count === 1 ? '-Xmx1g' : '-Xmx512m',
       '-XX:+UseG1GC',
       `-Dkafka.logs.dir=${join(root, 'logs')}`,
       `-D${line.logConfig.property}=file:${logConfigFile}`,
@@ -151,25 +169,22 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string)
   };
 }
 
-function kafkaConfig(ports: StackPorts, dataDir: string): string {
-  return `# Written by scripts/stack: single-node KRaft broker+controller on loopback.
+function kafkaConfig(ports: StackPorts, node: KafkaNode, dataDir: string): string {
+  const own = nodePorts(ports, node.id);
+  // Every node is a voter: a three-node quorum keeps a controller majority with one node down.
+  const voters = Array.from({ length: node.count }, (_, i) => `${i + 1}@127.0.0.1:${nodePorts(ports, i + 1).controller}`).join(',');
+  return `# Written by scripts/stack: KRaft node ${node.id} of ${node.count} (broker+controller) on loopback.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:${ports.controller}
-listeners=PLAINTEXT://127.0.0.1:${ports.kafka},CONTROLLER://127.0.0.1:${ports.controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:${ports.kafka}
+node.id=${node.id}
+controller.quorum.voters=${voters}
+listeners=PLAINTEXT://127.0.0.1:${own.kafka},CONTROLLER://127.0.0.1:${own.controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:${own.kafka}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=${dataDir}
-# One node: internal topics cannot have more than one replica, and transactions need min ISR 1.
-offsets.topic.replication.factor=1
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=10
-default.replication.factor=1
-min.insync.replicas=1
 # Topics are created explicitly by the scorer and the tests; auto-creation would hide mistakes.
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
@@ -177,6 +192,34 @@ num.partitions=1
 log.retention.hours=24
 log.segment.bytes=104857600
 `;
+}
+
+/**
+ * Replication of internal and default topics: one node can only keep one replica (and
+ * transactions then need min ISR 1); three or more keep 3 replicas with min ISR 2, so the
+ * cluster accepts acks=all writes and transactions with any one node down.
+ */
+function replicationConfig(count: number, line: Line): string {
+  const rf = Math.min(count, 3);
+  const isr = rf >= 3 ? 2 : 1;
+  const share = line === LINE_4 ? `share.coordinator.state.topic.replication.factor=${rf}\nshare.coordinator.state.topic.min.isr=${isr}\n` : '';
+  return `offsets.topic.replication.factor=${rf}
+transaction.state.log.replication.factor=${rf}
+transaction.state.log.min.isr=${isr}
+default.replication.factor=${rf}
+min.insync.replicas=${isr}
+${share}`;
+}
+
+/** The cluster id of a multi-node stack, made once and kept in its directory (one node: a fresh one). */
+function sharedClusterId(clusterDir: string, count: number): string {
+  if (count === 1) return kraftClusterId();
+  const file = join(clusterDir, 'cluster-id');
+  if (!existsSync(file)) {
+    mkdirSync(clusterDir, { recursive: true });
+    writeFileSync(file, `${kraftClusterId()}\n`);
+  }
+  return readFileSync(file, 'utf8').trim();
 }
 
 /** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid` prints). */

@@ -1,7 +1,8 @@
 /**
  * Which local stack: its state directory, its ports on 127.0.0.1 and the Kafka release it runs,
  * and the environment variables that name them (STACK_DIR, STACK_KAFKA_PORT,
- * STACK_CONTROLLER_PORT, STACK_REGISTRY_PORT, STACK_KAFKA_VERSION). Free of kafkajs on purpose:
+ * STACK_CONTROLLER_PORT, STACK_REGISTRY_PORT, STACK_KAFKA_VERSION, STACK_BROKERS,
+ * STACK_BROKER_PORT_STEP). Free of kafkajs on purpose:
  * the integration tests' global setup reads options in vitest's own process, once per broker
  * line, and drives the stack through the CLI (see test/integration/global-setup.ts).
  */
@@ -15,6 +16,8 @@ export interface StackOptions {
   dir: string;
   ports: StackPorts;
   kafkaVersion: string;
+  /** Kafka nodes (STACK_BROKERS): 1, or a cluster of 3 (up to 5). */
+  brokers: number;
 }
 
 export function stackDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -23,17 +26,24 @@ export function stackDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** The stack the environment names; a bad value throws a StackError naming the variable. */
 export function stackOptions(env: NodeJS.ProcessEnv = process.env): StackOptions {
-  const port = (name: string, dflt: number) => {
+  const int = (name: string, dflt: number, min: number, max: number, what: string) => {
     const raw = env[name];
     if (raw === undefined || raw === '') return dflt;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new StackError(`${name}: expected a TCP port 1-65535, got '${raw}'`);
+    if (!Number.isInteger(n) || n < min || n > max) throw new StackError(`${name}: expected ${what} ${min}-${max}, got '${raw}'`);
     return n;
   };
+  const port = (name: string, dflt: number) => int(name, dflt, 1, 65535, 'a TCP port');
   return {
     dir: stackDir(env),
-    ports: { kafka: port('STACK_KAFKA_PORT', 9092), controller: port('STACK_CONTROLLER_PORT', 9093), registry: port('STACK_REGISTRY_PORT', 8081) },
+    ports: {
+      kafka: port('STACK_KAFKA_PORT', 9092),
+      controller: port('STACK_CONTROLLER_PORT', 9093),
+      registry: port('STACK_REGISTRY_PORT', 8081),
+      step: int('STACK_BROKER_PORT_STEP', 100, 2, 10000, 'a port distance between nodes'),
+    },
     kafkaVersion: parseKafkaVersion(env.STACK_KAFKA_VERSION),
+    brokers: int('STACK_BROKERS', 1, 1, 5, 'a number of Kafka nodes'),
   };
 }
 
@@ -45,5 +55,7 @@ export function stackEnv(opts: StackOptions): Record<string, string> {
     STACK_CONTROLLER_PORT: String(opts.ports.controller),
     STACK_REGISTRY_PORT: String(opts.ports.registry),
     STACK_KAFKA_VERSION: opts.kafkaVersion,
+    STACK_BROKERS: String(opts.brokers),
+    STACK_BROKER_PORT_STEP: String(opts.ports.step),
   };
 }

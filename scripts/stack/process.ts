@@ -58,10 +58,10 @@ export function isOurs(pid: number, marker: string): boolean {
   }
 }
 
-/** SIGTERM, wait up to graceMs for exit, then SIGKILL. Resolves when the process is gone. */
+/** SIGTERM, wait up to graceMs for exit, then SIGKILL (graceMs 0: SIGKILL at once). Resolves when the process is gone. */
 export async function stopPid(pid: number, marker: string, graceMs = 20_000): Promise<'stopped' | 'killed' | 'gone'> {
   if (!isOurs(pid, marker)) return 'gone';
-  process.kill(pid, 'SIGTERM');
+  if (graceMs > 0) process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     if (!isOurs(pid, marker)) return 'stopped';

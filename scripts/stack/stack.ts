@@ -9,21 +9,23 @@
  * Used by `npm run stack:up|down|status` and by the integration tests' global setup, which runs
  * one stack per broker line (test/integration/lines.ts), through the CLI: every function takes
  * StackOptions (./options.ts), by default the environment's (STACK_DIR, STACK_*_PORT,
- * STACK_KAFKA_VERSION).
+ * STACK_KAFKA_VERSION, STACK_BROKERS, STACK_BROKER_PORT_STEP). STACK_BROKERS=3 runs a three-node
+ * KRaft cluster (every node broker and controller, all three voters): see ./kafka.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import '../../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { Kafka, logLevel } from 'kafkajs';
 import { type Component, registryComponent } from './components.js';
-import { kafkaComponent } from './kafka.js';
+import { type KafkaNode, brokerName, kafkaComponent } from './kafka.js';
 import { type StackOptions, stackDir, stackOptions } from './options.js';
 import { StackError, isOurs, portFree, startDaemon, stopPid, waitUntil } from './process.js';
 
 export { StackError, type StackOptions, stackDir, stackOptions };
 
 export interface StackInfo {
+  /** Every broker, comma-separated (what KAFKA_BROKERS takes). */
   kafkaBrokers: string;
   schemaRegistryUrl: string;
   /** The Apache Kafka release the broker runs. */
@@ -40,7 +42,9 @@ const START_MARK = '====';
 interface Ctx {
   root: string;
   marker: string;
+  /** The Kafka nodes, then the registry. */
   components: Component[];
+  brokers: Component[];
   say: (line: string) => void;
 }
 
@@ -49,7 +53,9 @@ function context(say: (line: string) => void, opts: StackOptions): Ctx {
   // A system property on every JVM we start: it names this checkout's stack, so `down` never
   // signals a process that merely reused one of our pids.
   const marker = `-Dkafka-onnx-scorer.stack=${root}`;
-  return { root, marker, components: [kafkaComponent(root, opts.ports, opts.kafkaVersion), registryComponent(root, opts.ports)], say };
+  const nodes: KafkaNode[] = Array.from({ length: opts.brokers }, (_, i) => ({ id: i + 1, count: opts.brokers }));
+  const brokers = nodes.map((n) => kafkaComponent(root, opts.ports, opts.kafkaVersion, n));
+  return { root, marker, components: [...brokers, registryComponent(root, opts.ports)], brokers, say };
 }
 
 const pidFile = (ctx: Ctx, c: Component) => join(ctx.root, 'pids', `${c.name}.pid`);
@@ -84,12 +90,13 @@ function checkJava(): void {
   }
 }
 
-async function kafkaReady(brokers: string): Promise<boolean> {
-  const admin = new Kafka({ clientId: 'stack-probe', brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 }).admin();
+/** Ready: the node answers, and sees the whole cluster (every node registered with the controller). */
+async function kafkaReady(broker: string, count: number): Promise<boolean> {
+  const admin = new Kafka({ clientId: 'stack-probe', brokers: [broker], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 }).admin();
   try {
     await admin.connect();
     const { brokers: list } = await admin.describeCluster();
-    return list.length > 0;
+    return list.length >= count;
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
@@ -116,7 +123,7 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
   const ctx = context(say, opts);
   mkdirSync(join(ctx.root, 'logs'), { recursive: true });
   mkdirSync(join(ctx.root, 'pids'), { recursive: true });
-  const [kafka, registry] = ctx.components as [Component, Component];
+  const registry = ctx.components.at(-1) as Component;
   const started: string[] = [];
   for (const c of ctx.components) {
     const r = running(ctx, c);
@@ -155,7 +162,7 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
   }
 
   const probes: [Component, () => Promise<boolean>][] = [
-    [kafka, () => kafkaReady(kafka.url)],
+    ...ctx.brokers.map((b): [Component, () => Promise<boolean>] => [b, () => kafkaReady(b.url, opts.brokers)]),
     [registry, () => registryReady(registry.url)],
   ];
   const results = await Promise.all(
@@ -173,31 +180,50 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
     throw new StackError(`stack failed to start:\n${why.join('\n\n')}`);
   }
 
-  const info: StackInfo = { kafkaBrokers: kafka.url, schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started };
+  const info: StackInfo = { kafkaBrokers: ctx.brokers.map((b) => b.url).join(','), schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started };
   const envFile = join(ctx.root, 'env');
   writeFileSync(envFile, `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
-  say(`stack: ready (${kafka.identity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${envFile}: \`source ${relative(process.cwd(), envFile).startsWith('..') ? envFile : relative(process.cwd(), envFile)}\`)`);
+  const kafkaIdentity = opts.brokers === 1 ? (ctx.brokers[0] as Component).identity : `Apache Kafka ${opts.kafkaVersion}, ${opts.brokers} nodes`;
+  say(`stack: ready (${kafkaIdentity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${envFile}: \`source ${relative(process.cwd(), envFile).startsWith('..') ? envFile : relative(process.cwd(), envFile)}\`)`);
   return info;
+}
+
+/** Pid files of this stack's directory that `opts` does not name (a cluster's nodes, when STACK_BROKERS is unset). */
+function otherPidFiles(ctx: Ctx): string[] {
+  const dir = join(ctx.root, 'pids');
+  const known = new Set(ctx.components.map((c) => `${c.name}.pid`));
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.pid') && !known.has(f)).map((f) => f.slice(0, -4)) : [];
 }
 
 export async function stackDown(say: (line: string) => void = console.log, opts: StackOptions = stackOptions()): Promise<void> {
   const ctx = context(say, opts);
-  // Registry first: nothing depends on it, and the broker keeps serving until the end.
-  for (const c of [...ctx.components].reverse()) {
-    const file = pidFile(ctx, c);
-    if (!existsSync(file)) {
-      say(`stack: ${c.name} not running`);
-      continue;
-    }
+  const stop = async (name: string) => {
+    const file = join(ctx.root, 'pids', `${name}.pid`);
+    if (!existsSync(file)) return say(`stack: ${name} not running`);
     const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
     const outcome = Number.isInteger(pid) ? await stopPid(pid, ctx.marker) : 'gone';
     rmSync(file, { force: true });
-    say(outcome === 'gone' ? `stack: ${c.name} was not running (stale pid file removed)` : `stack: ${c.name} (pid ${pid}) ${outcome}`);
-  }
+    say(outcome === 'gone' ? `stack: ${name} was not running (stale pid file removed)` : `stack: ${name} (pid ${pid}) ${outcome}`);
+  };
+  // Registry first: nothing depends on it, and the brokers keep serving until the end. A
+  // cluster's nodes stop together: one by one, the last would wait for a quorum already gone.
+  await stop('registry');
+  await Promise.all([...ctx.brokers.map((b) => b.name), ...otherPidFiles(ctx)].map(stop));
   rmSync(join(ctx.root, 'env'), { force: true });
 }
 
-export function stackStatus(say: (line: string) => void = console.log, opts: StackOptions = stackOptions()): boolean {
+/**
+ * The options with as many Kafka nodes as this stack's directory has pid files for (`kafka-<n>`),
+ * when STACK_BROKERS is not set: `stack:status` then shows the nodes of a running cluster.
+ */
+export function withRunningBrokers(opts: StackOptions, env: NodeJS.ProcessEnv = process.env): StackOptions {
+  if (env.STACK_BROKERS !== undefined && env.STACK_BROKERS !== '') return opts;
+  const dir = join(opts.dir, 'pids');
+  const nodes = existsSync(dir) ? readdirSync(dir).filter((f) => /^kafka-\d+\.pid$/.test(f)).length : 0;
+  return nodes > 1 ? { ...opts, brokers: nodes } : opts;
+}
+
+export function stackStatus(say: (line: string) => void = console.log, opts: StackOptions = withRunningBrokers(stackOptions())): boolean {
   const ctx = context(say, opts);
   let all = true;
   for (const c of ctx.components) {
@@ -205,15 +231,23 @@ export function stackStatus(say: (line: string) => void = console.log, opts: Sta
     all &&= r !== undefined;
     say(`${c.name}: ${r === undefined ? 'stopped' : `running ${r.identity || '(release unknown)'} (pid ${r.pid}) at ${c.url}`}`);
   }
+  for (const name of otherPidFiles(ctx)) say(`${name}: has a pid file but is not part of this stack's settings (STACK_BROKERS=${opts.brokers}); \`npm run stack:down\` stops it`);
   return all;
 }
 
-/** Stops one component (used by the registry-outage test) and starts it again with `stackUp`. */
-export async function stopComponent(name: 'kafka' | 'registry', opts: StackOptions = stackOptions()): Promise<void> {
+/**
+ * Stops one component: `registry`, `kafka` (one broker) or `kafka-<node>` (a cluster's node;
+ * `brokerName`), gracefully (SIGTERM: a broker's controlled shutdown) or, with `kill`, by
+ * SIGKILL (a crash). `stackUp` starts it again. Used by the outage and failover tests.
+ */
+export async function stopComponent(name: string, opts: StackOptions = stackOptions(), { kill = false } = {}): Promise<void> {
   const ctx = context(() => undefined, opts);
   const c = ctx.components.find((x) => x.name === name);
-  if (c === undefined) throw new StackError(`unknown component ${name}`);
+  if (c === undefined) throw new StackError(`unknown component ${name} (have ${ctx.components.map((x) => x.name).join(', ')})`);
   const pid = runningPid(ctx, c);
-  if (pid !== undefined) await stopPid(pid, ctx.marker);
+  if (pid !== undefined) await stopPid(pid, ctx.marker, kill ? 0 : undefined);
   rmSync(pidFile(ctx, c), { force: true });
 }
+
+/** The component name of a Kafka node id in this stack (`kafka` when it has one broker). */
+export const nodeComponent = (id: number, opts: StackOptions): string => brokerName({ id, count: opts.brokers });

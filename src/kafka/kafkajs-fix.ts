@@ -1,6 +1,7 @@
 /**
  * Fixes kafkajs 2.2.4's read_committed filtering, which can deliver records of ABORTED
- * transactions, and its quadratic per-partition grouping of sent messages. Import this module
+ * transactions, its send retry, which can write a batch twice or not at all
+ * (src/kafka/kafkajs-send.ts), and its quadratic per-partition grouping of sent messages. Import this module
  * before anything imports `kafkajs` (src/kafka/clients.ts does).
  *
  * kafkajs (src/consumer/filterAbortedMessages.js) assumes the broker lists a fetch's aborted
@@ -19,6 +20,8 @@ import { replaceKafkajsModule } from './kafkajs-patch.js';
 import './kafkajs-murmur2.js';
 import './kafkajs-produce.js';
 import './kafkajs-fetch.js';
+// A correctness fix: kafkajs's send retry could write a batch twice inside a transaction.
+import './kafkajs-send.js';
 
 interface FetchedMessage {
   offset: string;

@@ -3,7 +3,8 @@
  * the path of the kafkajs file it replaces, before any kafkajs file that `require`s it has loaded,
  * so kafkajs captures the replacement instead of its own code. Every patch is pinned to the one
  * kafkajs version whose internals it was written against and checked (test/unit/kafka/).
- * The patches: kafkajs-fix.ts (read_committed filter, O(n) grouping), kafkajs-murmur2.ts,
+ * The patches: kafkajs-fix.ts (read_committed filter, O(n) grouping), kafkajs-send.ts (send
+ * retry without duplicates or loss), kafkajs-murmur2.ts,
  * kafkajs-produce.ts (record batch encoding), kafkajs-fetch.ts (record batch decoding).
  */
 import { createRequire } from 'node:module';

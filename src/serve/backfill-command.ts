@@ -118,7 +118,7 @@ export async function backfillCommand(args: string[], env: NodeJS.ProcessEnv = p
       }
       const processor = new ChunkProcessor({
         models: engineModels(engine),
-        stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId: schemaId, scorerVersion: SCORER_VERSION }),
+        stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId: schemaId, scorerVersion: SCORER_VERSION, deadLetterMaxBytes: config.topics.dlqMaxMessageBytes }),
         committer: planCommitter(producers, plan),
         outputTopic: output,
         dlqTopic: config.topics.dlq,

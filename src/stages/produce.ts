@@ -73,6 +73,15 @@ export function sendSlices(outputs: { topic: string; messages: Message[] }[]): {
 /** kafkajs error names meaning this producer can never be used again. */
 const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
 
+/**
+ * kafkajs error names after which the producer's sequence numbers are out of step with the
+ * broker's, which kafkajs 2.2.4 never repairs: every later transaction of that producer fails the
+ * same way. Seen after a broker failover (the new partition leader rejects the next sequence).
+ * The producer is dropped; the next chunk initialises a new one (InitProducerId bumps the epoch,
+ * resets the sequences and completes the open transaction) and re-reads the committed offset.
+ */
+const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID']);
+
 function kafkaErrorType(err: unknown): string | undefined {
   const e = err as { type?: unknown; cause?: unknown; originalError?: unknown };
   if (typeof e.type === 'string') return e.type;
@@ -85,8 +94,9 @@ function kafkaErrorType(err: unknown): string | undefined {
 export interface ChunkCommitter {
   /**
    * One transaction: every output message, then the input offset, then commit. On failure the
-   * transaction is aborted (or the producer dropped when it cannot abort or was fenced) and a
-   * ScorerError is thrown: TRANSACTION_FAILED (transient: read the chunk again) or PRODUCER_FENCED.
+   * transaction is aborted, the producer dropped (the next acquire makes a new one, with a new
+   * epoch) and a ScorerError is thrown: TRANSACTION_FAILED (transient: acquire again and read the
+   * chunk again) or PRODUCER_FENCED.
    */
   commit(chunk: ChunkCommit): Promise<void>;
 }
@@ -201,16 +211,24 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     } catch (err) {
       if (isBug(err)) throw err;
       const failure = this.#failed(partition, err, 'the transaction');
-      if (failure.code !== 'PRODUCER_FENCED') {
-        try {
-          await tx.abort();
-          this.#opts.onTransaction('aborted');
-        } catch (abortErr) {
-          // A producer that can neither commit nor abort is dead: drop it; the next acquire fences it.
-          this.#log.warn({ partition, err: abortErr }, 'abort failed; dropping the partition producer');
-          await this.release(partition);
-        }
+      if (failure.code === 'PRODUCER_FENCED') throw failure; // #failed dropped it
+      const type = kafkaErrorType(err);
+      if (type !== undefined && BROKEN_PRODUCER_ERRORS.has(type)) {
+        this.#log.warn({ partition, type }, 'producer out of sequence with the broker; dropping it (the next chunk re-initialises it)');
+      } else {
+        // End the transaction now: its markers are written while the partition backs off.
+        await tx.abort().then(
+          () => this.#opts.onTransaction('aborted'),
+          (abortErr: unknown) => this.#log.warn({ partition, err: abortErr }, 'abort failed (the next producer\'s initialisation aborts the transaction)'),
+        );
       }
+      // Never reuse a producer after a failed transaction. A batch whose request failed may have
+      // been written all the same (a timeout, an answer lost with a broker); kafkajs then sends the
+      // retry's batch with the same sequence numbers and epoch, and the broker, taking it for a
+      // duplicate of the aborted one, acknowledges it without writing it: records lost from a
+      // transaction that commits. A new producer (InitProducerId) bumps the epoch, which resets
+      // the sequences, as the Java client does after such an error (KIP-360).
+      await this.release(partition);
       throw failure;
     }
   }

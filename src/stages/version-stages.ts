@@ -26,9 +26,11 @@ export interface VersionStagesOptions {
   outputSchema: avro.Schema;
   outputSchemaId: number;
   scorerVersion: string;
+  /** DLQ_MAX_MESSAGE_BYTES: a larger dead letter is cut (src/stages/deadletter.ts). */
+  deadLetterMaxBytes: number;
 }
 
-export function versionStages({ registry, registryTimeoutMs, outputSchema, outputSchemaId, scorerVersion }: VersionStagesOptions): StagesFor {
+export function versionStages({ registry, registryTimeoutMs, outputSchema, outputSchemaId, scorerVersion, deadLetterMaxBytes }: VersionStagesOptions): StagesFor {
   const built = new WeakMap<LoadedModel, VersionStages>();
   return (model) => {
     let stages = built.get(model);
@@ -37,7 +39,7 @@ export function versionStages({ registry, registryTimeoutMs, outputSchema, outpu
       stages = {
         decoder: new RowDecoder({ registry, readerSchema, manifest, registryTimeoutMs }),
         encoder: new Encoder({ schema: outputSchema, schemaId: outputSchemaId, manifest }),
-        deadLetterContext: { scorerVersion, modelName: manifest.name, modelVersion: manifest.version },
+        deadLetterContext: { scorerVersion, modelName: manifest.name, modelVersion: manifest.version, maxMessageBytes: deadLetterMaxBytes },
       };
       built.set(model, stages);
     }

@@ -36,7 +36,14 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 let sharedAdmin: Admin | undefined;
 const created: string[] = [];
 
-/** Creates topics (explicitly: the broker does not auto-create) and deletes them after the file's tests. */
+export interface TestTopic {
+  topic: string;
+  numPartitions?: number;
+  /** Default 1; the cluster tests replicate 3 times with min.insync.replicas 2 (configEntries). */
+  replicationFactor?: number;
+  configEntries?: { name: string; value: string }[];
+}
+
 /** Writes the messages with an idempotent producer, in sends of at most 1000. */
 export async function produce(topic: string, messages: Message[]): Promise<void> {
   const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -45,7 +52,8 @@ export async function produce(topic: string, messages: Message[]): Promise<void>
   await producer.disconnect();
 }
 
-export async function createTopics(topics: { topic: string; numPartitions?: number }[]): Promise<void> {
+/** Creates topics (explicitly: the broker does not auto-create) and deletes them after the file's tests. */
+export async function createTopics(topics: TestTopic[]): Promise<void> {
   if (sharedAdmin === undefined) {
     sharedAdmin = testKafka().admin();
     await sharedAdmin.connect();
@@ -56,7 +64,7 @@ export async function createTopics(topics: { topic: string; numPartitions?: numb
       sharedAdmin = undefined;
     });
   }
-  await sharedAdmin.createTopics({ waitForLeaders: true, topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1, replicationFactor: 1 })) });
+  await sharedAdmin.createTopics({ waitForLeaders: true, topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1, replicationFactor: t.replicationFactor ?? 1, ...(t.configEntries ? { configEntries: t.configEntries } : {}) })) });
   created.push(...topics.map((t) => t.topic));
 }
 

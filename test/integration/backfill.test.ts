@@ -15,7 +15,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
 describe('backfill', () => {
   it('scores exactly the records of a time range once, resumes after SIGKILL, and ends by itself', async () => {
     const t = { input: randomName('bf-in'), output: randomName('bf-out'), dlq: randomName('bf-dlq'), group: randomName('bf-group') };
-    await createTopics([{ topic: t.input, numPartitions: 3 }, { topic: t.output, numPartitions: 3 }, { topic: t.dlq }]);
+    // The events are stamped in January 2026, far beyond the stack's retention (24 h): without
+    // retention.ms -1 the broker's retention check (every 5 min) may delete them all between
+    // producing and planning, and the plan, finding no record at either time, is empty.
+    await createTopics([{ topic: t.input, numPartitions: 3, configEntries: [{ name: 'retention.ms', value: '-1' }] }, { topic: t.output, numPartitions: 3 }, { topic: t.dlq }]);
     const factory = await EventFactory.create(new RegistryRest({ url: inject('schemaRegistryUrl') }), t.input, { seed: 5 });
     // Three hours of events with explicit timestamps: the backfill takes only the middle one.
     const hour = 3_600_000;

@@ -2,8 +2,9 @@
  * Finds or starts the real Kafka broker and schema registry one broker line of the integration
  * tests talks to (test/integration/lines.ts; the line is the vitest project running this setup):
  *  1. for the default line, KAFKA_BROKERS and SCHEMA_REGISTRY_URL from the environment, when both
- *     are set (a line pinned to a release always gets its own broker: that release is its point);
- *  2. otherwise, when a Docker engine answers, containers via testcontainers (official images);
+ *     are set (a line pinned to a release or a cluster always gets its own: that is its point);
+ *  2. otherwise, when a Docker engine answers, containers via testcontainers (official images),
+ *     except for the cluster line, whose tests stop and start nodes of the local stack by pid;
  *  3. otherwise the local JVM stack (scripts/stack), stopped again afterwards if this run started it;
  *     a moved line's stack runs in its own directory on its own ports, beside the default one.
  *     It is driven through its CLI in a child process, not imported: vitest evaluates this file
@@ -36,10 +37,11 @@ declare module 'vitest' {
 /** The local stack of a line: the environment's, with the line's release, and moved if the line is. */
 function lineStack(line: BrokerLine, base: StackOptions = stackOptions()): StackOptions {
   const kafkaVersion = line.kafkaVersion ?? base.kafkaVersion;
-  if (line.moved === undefined) return { ...base, kafkaVersion };
+  const brokers = line.brokers ?? base.brokers;
+  if (line.moved === undefined) return { ...base, kafkaVersion, brokers };
   const { portOffset, subdir } = line.moved;
   const { kafka, controller, registry } = base.ports;
-  return { dir: join(base.dir, subdir), ports: { kafka: kafka + portOffset, controller: controller + portOffset, registry: registry + portOffset }, kafkaVersion };
+  return { dir: join(base.dir, subdir), ports: { ...base.ports, kafka: kafka + portOffset, controller: controller + portOffset, registry: registry + portOffset }, kafkaVersion, brokers };
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -57,13 +59,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const envBrokers = process.env.KAFKA_BROKERS;
   const envRegistry = process.env.SCHEMA_REGISTRY_URL;
-  if (line.kafkaVersion === undefined && envBrokers && envRegistry) {
+  if (line.kafkaVersion === undefined && line.brokers === undefined && envBrokers && envRegistry) {
     say(`using KAFKA_BROKERS=${envBrokers} SCHEMA_REGISTRY_URL=${envRegistry} from the environment`);
     provide(envBrokers, envRegistry, 'env', `KAFKA_BROKERS=${envBrokers} (from the environment)`);
     return async () => undefined;
   }
 
-  const docker = await startContainers(stack.kafkaVersion).catch((err: unknown) => {
+  // A cluster line kills and restarts its nodes by pid: it always runs the local stack.
+  const docker = stack.brokers > 1 ? undefined : await startContainers(stack.kafkaVersion).catch((err: unknown) => {
     say(`no Docker engine (${(err as Error).message.split('\n')[0]}); using the local JVM stack`);
     return undefined;
   });

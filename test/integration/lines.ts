@@ -2,7 +2,7 @@
  * The Kafka broker lines the integration suite runs against: one vitest project per line
  * (vitest.config.ts), the same test files, each line with its own broker and registry
  * (test/integration/global-setup.ts). scripts/check-tests.ts rejects a run in which any line
- * executed no test. Why two lines: users run both 3.9 and 4.x clusters, and Kafka 4.0 changed
+ * executed no test. The cluster line runs its own files (test/cluster/) on three nodes. Why two broker lines: users run both 3.9 and 4.x clusters, and Kafka 4.0 changed
  * what the broker accepts (KIP-896) and how it formats transactions and groups (KIP-890, KIP-848).
  */
 export interface BrokerLine {
@@ -15,9 +15,19 @@ export interface BrokerLine {
    * runs beside the default one; it lives in `<STACK_DIR>/<subdir>`.
    */
   moved?: { portOffset: number; subdir: string };
+  /** Kafka nodes of this line's stack (default: STACK_BROKERS, else 1). */
+  brokers?: number;
+  /** Test files of this line (default: the whole suite, test/integration/). */
+  include?: string[];
 }
+
+/** Files of the three-node cluster line; the other lines run test/integration/ only. */
+export const CLUSTER_TESTS = 'test/cluster/**/*.test.ts';
 
 export const BROKER_LINES: readonly BrokerLine[] = [
   { project: 'integration' },
   { project: 'integration-kafka39', kafkaVersion: '3.9.2', moved: { portOffset: 100, subdir: 'kafka39' } },
+  // Failover needs a cluster: its own three nodes (ports + 1000, +100 per node), its own files
+  // only, since every file there kills or restarts brokers and takes minutes.
+  { project: 'integration-cluster', brokers: 3, include: [CLUSTER_TESTS], moved: { portOffset: 1000, subdir: 'cluster' } },
 ];

@@ -52,7 +52,7 @@ describe('loadConfig', () => {
     expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 3_145_728, minBytes: 1, maxWaitTimeMs: 100 });
     expect(c.kafka.ssl).toEqual({ enabled: false, rejectUnauthorized: true });
     expect(c.kafka.sasl).toBeUndefined();
-    expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', partitions: 6, replicationFactor: 1 });
+    expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', dlqMaxMessageBytes: 1_000_000, partitions: 6, replicationFactor: 1 });
     expect(c.registry).toEqual({ url: 'http://localhost:8081', timeoutMs: FIXED.REGISTRY_TIMEOUT_MS });
     expect(c.batch).toEqual({ maxSize: 512, maxDelayMs: 10, idleDispatch: true });
     expect(c.infer).toEqual({ mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS });
@@ -310,6 +310,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(56); // 5 required + 35 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
+    expect(CONFIG_KEYS).toHaveLength(57); // 5 required + 36 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
   });
 });

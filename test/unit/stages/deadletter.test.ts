@@ -1,7 +1,8 @@
 // Dead letters: the original record byte for byte, plus dlq.* headers saying where it came from and why.
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { DLQ_HEADERS, deadLetter } from '../../../src/stages/deadletter.js';
+import { createHash } from 'node:crypto';
+import { DLQ_CUT_HEADERS, DLQ_HEADERS, deadLetter, deadLetterBytes } from '../../../src/stages/deadletter.js';
 import type { DeadLetterContext } from '../../../src/stages/deadletter.js';
 import { ScorerError } from '../../../src/errors.js';
 
@@ -155,5 +156,51 @@ describe('deadLetter', () => {
   it('returns a producer message without partition or timestamp (the DLQ topic chooses)', () => {
     const dl = deadLetter(message(), source, invalidFeature, ctx, NOW);
     expect(Object.keys(dl).sort()).toEqual(['headers', 'key', 'value']);
+  });
+
+  describe('larger than DLQ_MAX_MESSAGE_BYTES', () => {
+    const LIMIT = 10_000;
+    const big = Buffer.alloc(50_000, 7);
+    big.writeUInt8(0, 0);
+    const limited = { ...ctx, maxMessageBytes: LIMIT };
+
+    it('is sent whole while it fits, also with a limit', () => {
+      const dl = deadLetter(message(), source, invalidFeature, limited, NOW);
+      expect(dl.value).toBe(message().value === null ? null : dl.value);
+      expect(dl.headers?.[DLQ_HEADERS.errorCode]).toBe('INVALID_FEATURE');
+      expect(Object.keys(dl.headers ?? {})).not.toContain(DLQ_CUT_HEADERS.valueBytes);
+    });
+
+    it('is cut to fit: RECORD_TOO_LARGE, the first code, the full size and sha256, the value head, the original headers', () => {
+      const dl = deadLetter(message({ value: big }), source, invalidFeature, limited, NOW);
+      const h = dl.headers ?? {};
+      expect(deadLetterBytes(dl)).toBeLessThanOrEqual(LIMIT);
+      expect(h[DLQ_HEADERS.errorCode]).toBe('RECORD_TOO_LARGE');
+      expect(h[DLQ_HEADERS.errorStage]).toBe('produce');
+      expect(String(h[DLQ_HEADERS.errorMessage])).toContain('features.nps_score is null');
+      expect(h[DLQ_CUT_HEADERS.originalErrorCode]).toBe('INVALID_FEATURE');
+      expect(h[DLQ_CUT_HEADERS.valueBytes]).toBe('50000');
+      expect(h[DLQ_CUT_HEADERS.valueSha256]).toBe(createHash('sha256').update(big).digest('hex'));
+      expect(h[DLQ_HEADERS.sourceOffset]).toBe('8812');
+      expect(h['trace-id']).toEqual(Buffer.from('abc123'));
+      const value = dl.value as Buffer;
+      expect(value.length).toBeGreaterThan(LIMIT / 2);
+      expect(value.equals(big.subarray(0, value.length))).toBe(true);
+      expect(dl.key).toEqual(Buffer.from('cust-9'));
+    });
+
+    it('drops the original headers when they alone do not fit, and says how many', () => {
+      const headers = { huge: Buffer.alloc(20_000), small: 'x' };
+      const dl = deadLetter(message({ value: big, headers }), source, invalidFeature, limited, NOW);
+      expect(deadLetterBytes(dl)).toBeLessThanOrEqual(LIMIT);
+      expect(Object.keys(dl.headers ?? {})).not.toContain('huge');
+      expect(dl.headers?.[DLQ_CUT_HEADERS.headersDropped]).toBe('2');
+    });
+
+    it('a null value over the limit (huge headers) records 0 bytes and the empty hash', () => {
+      const dl = deadLetter(message({ value: null, headers: { huge: Buffer.alloc(20_000) } }), source, invalidFeature, limited, NOW);
+      expect(dl.headers?.[DLQ_CUT_HEADERS.valueBytes]).toBe('0');
+      expect(dl.headers?.[DLQ_CUT_HEADERS.valueSha256]).toBe(createHash('sha256').digest('hex'));
+    });
   });
 });

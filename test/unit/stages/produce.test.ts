@@ -165,15 +165,18 @@ describe('PartitionProducers', () => {
     expect(results).toEqual(['committed']);
   });
 
-  it('aborts on a failed send, keeps the producer, and reports TRANSACTION_FAILED (transient)', async () => {
-    const { producers, last, results } = fakeProducers();
+  it('aborts on a failed send, drops the producer (the retry gets a new epoch: no sequence reused), and reports TRANSACTION_FAILED (transient)', async () => {
+    const { producers, made, last, results } = fakeProducers();
     await producers.acquire(0);
     last().fail.push({ step: 'sendBatch', error: kafkaError('REQUEST_TIMED_OUT') });
     const err = await producers.commit(commitOf(0, 3, 0, 3n)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'TRANSACTION_FAILED', message: expect.stringContaining('REQUEST_TIMED_OUT') });
     expect((last().txs[1] as FakeTx).calls).toEqual(['sendBatch out:3', 'abort']);
     expect(results).toEqual(['aborted']);
-    expect(producers.has(0)).toBe(true);
+    expect(producers.has(0)).toBe(false);
+    expect((made[0] as FakeProducer).disconnects).toBe(1);
+    await producers.acquire(0);
+    expect(made).toHaveLength(2);
   });
 
   it('drops a producer that can neither commit nor abort; the next acquire makes (and fences with) a new one', async () => {
@@ -187,6 +190,20 @@ describe('PartitionProducers', () => {
     await producers.acquire(0);
     expect(made).toHaveLength(2);
     expect((made[1] as FakeProducer).txs.map((t) => t.calls)).toEqual([['abort']]);
+  });
+
+  it.each(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID'])('%s (after a broker failover): no abort, the producer is dropped, TRANSACTION_FAILED; the next acquire makes a new one', async (type) => {
+    const { producers, made, results } = fakeProducers();
+    await producers.acquire(2);
+    const first = made[0] as FakeProducer;
+    first.fail.push({ step: 'sendBatch', error: kafkaError(type) });
+    await expect(producers.commit(commitOf(2, 1, 0, 4n))).rejects.toMatchObject({ code: 'TRANSACTION_FAILED', message: expect.stringContaining(type) });
+    expect((first.txs[1] as FakeTx).calls).toEqual(['sendBatch out:1']);
+    expect(results).toEqual([]);
+    expect(producers.has(2)).toBe(false);
+    expect(first.disconnects).toBe(1);
+    await producers.acquire(2);
+    expect(made).toHaveLength(2);
   });
 
   it.each(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH'])('%s: no abort, the producer is dropped, PRODUCER_FENCED (re-acquire)', async (type) => {

@@ -134,12 +134,14 @@ describe.each(['worker', 'main'] as const)('createRowScorer, %s mode', (mode) =>
 describe('dispatch policy on a real model', () => {
   it('idle dispatch: light load goes in small batches at once, however long maxDelayMs is', async () => {
     const seen: { rows: number; fillWaitMs: number }[] = [];
-    const s = await scorer({ batch: { idleDispatch: true, maxDelayMs: 5_000 }, hooks: { onBatch: (b) => seen.push(b) } });
-    const started = performance.now();
+    // A deadline far beyond the test's own timeout: a batcher that waited for it could not pass.
+    // How long a row did wait is the event loop's business on a busy machine, so it is bounded
+    // by a tenth of the deadline, not by a few milliseconds (a test of behaviour, not of speed).
+    const maxDelayMs = 60_000;
+    const s = await scorer({ batch: { idleDispatch: true, maxDelayMs }, hooks: { onBatch: (b) => seen.push(b) } });
     for (let i = 0; i < 5; i++) await s.score(randomRows(1, WIDTH, i), 1);
-    expect(performance.now() - started).toBeLessThan(2_000);
     expect(seen.map((b) => b.rows)).toEqual([1, 1, 1, 1, 1]);
-    for (const b of seen) expect(b.fillWaitMs).toBeLessThan(50);
+    for (const b of seen) expect(b.fillWaitMs).toBeLessThan(maxDelayMs / 10);
   });
 
   it('without idle dispatch, a lone row waits for maxDelayMs', async () => {
