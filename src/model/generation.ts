@@ -93,8 +93,8 @@ export class VersionPool {
     const served = (v: string, role: Role): Served => {
       const e = this.entries.get(v);
       if (e === undefined) throw new Error(`bug: version ${v} is not loaded`);
-      const { version, model, readerType, vectorizer, scorer, circuit } = e.prepared;
-      return { version, model, readerType, vectorizer, circuit, scorer: roleScorer(scorer, version, role, (r) => this.#count(generation, r, report)) };
+      const { version, model, scorer, circuit } = e.prepared;
+      return { version, model, circuit, scorer: roleScorer(scorer, version, role, (r) => this.#count(generation, r, report)) };
     };
     const stable = served(effective.stable, 'stable');
     const canary = effective.canary === undefined ? undefined : { ...served(effective.canary.version, 'canary'), percent: effective.canary.percent };

@@ -32,9 +32,6 @@ export type CreateScorer = (model: LoadedModel, hooks: ScorerHooks) => Promise<V
 export interface PreparedVersion {
   version: string;
   model: LoadedModel;
-  /** Its reader schema as an avsc type (the decoder resolves writer schemas to it). */
-  readerType: avro.Type;
-  vectorizer: Vectorizer;
   scorer: RowScorer;
   /** This version's circuit (readiness and the consume stage's cool-down read the stable one's). */
   circuit: CircuitBreaker;
@@ -89,11 +86,9 @@ export async function prepareVersion(dir: string, version: string, createScorer:
 /** Checks, opens and warms up a loaded model (a repository version, or MODEL_PATH's); throws PrepareError. */
 export async function prepareModel(model: LoadedModel, createScorer: CreateScorer, hooks: ScorerHooks = {}, now: () => number = Date.now, source: 'MODEL_PATH' | 'MODEL_REPOSITORY' = 'MODEL_REPOSITORY'): Promise<PreparedVersion> {
   const { version } = model.manifest;
-  let readerType: avro.Type;
-  let vectorizer: Vectorizer;
   try {
-    readerType = avro.Type.forSchema(model.readerSchema);
-    vectorizer = new Vectorizer(model.manifest, readerType, source);
+    // Only a check: the chunk processor builds each version's decoder and vectorizer (stages/version-stages.ts).
+    new Vectorizer(model.manifest, avro.Type.forSchema(model.readerSchema), source);
   } catch (err) {
     throw new PrepareError(version, 'schema', err);
   }
@@ -110,5 +105,5 @@ export async function prepareModel(model: LoadedModel, createScorer: CreateScore
     await scorer.close(1_000).catch(() => undefined);
     throw new PrepareError(version, 'warm-up', err);
   }
-  return { version, model, readerType, vectorizer, scorer, circuit, loadedAt: now() };
+  return { version, model, scorer, circuit, loadedAt: now() };
 }

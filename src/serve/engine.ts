@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import avro from 'avsc';
+import type avro from 'avsc';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ScorerError } from '../errors.js';
@@ -16,7 +16,6 @@ import { singleModel } from '../model/single.js';
 import type { Metrics } from '../ops/metrics.js';
 import { CircuitBreaker } from '../stages/infer/circuit.js';
 import { type RowScorer, createRowScorer } from '../stages/infer/infer.js';
-import { Vectorizer } from '../stages/vectorize.js';
 import { PACKAGE_ROOT } from '../version.js';
 
 export interface ScoringEngine {
@@ -80,7 +79,6 @@ export async function startEngine({ config, model, metrics, logger }: EngineOpti
 }
 
 /** The engine as the chunk processor's model source: one generation, stable only, for the job's life. */
-export function engineModels({ model, readerSchema, scorer, circuit }: ScoringEngine): { acquire(): Lease } {
-  const readerType = avro.Type.forSchema(readerSchema);
-  return singleModel({ version: model.manifest.version, model, readerType, vectorizer: new Vectorizer(model.manifest, readerType), scorer, circuit });
+export function engineModels({ model, scorer, circuit }: ScoringEngine): { acquire(): Lease } {
+  return singleModel({ version: model.manifest.version, model, scorer, circuit });
 }

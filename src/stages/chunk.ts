@@ -123,7 +123,7 @@ export class ChunkProcessor implements ChunkHandler {
     const deadLetters: Message[] = [];
     const deadLettered: Partial<Record<ErrorCode, number>> = {};
     const eventTimes: number[] = [];
-    const counts = groups.map((g) => ({ version: g.served.version, role: g.role as Role, scored: 0, failed: 0 }));
+    const versions: VersionCount[] = groups.map((g) => ({ version: g.served.version, role: g.role, scored: 0, failed: 0 }));
     const stagesOf = groups.map((g) => this.#opts.stages(g.served.model));
     const source = { topic, partition };
     messages.forEach((m, i) => {
@@ -134,7 +134,7 @@ export class ChunkProcessor implements ChunkHandler {
       const row = decoded.rowOf[j] as number;
       const outcome = row >= 0 ? outcomes[row] : undefined;
       const envelope = decoded.envelopes[j];
-      const count = counts[g] as VersionCount;
+      const count = versions[g] as VersionCount;
       if (outcome?.ok === true && envelope !== undefined) {
         scoredMessages.push(trace.withContext(i, this.#opts.outputTopic, { key: m.key, value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)) }));
         eventTimes.push(envelope.event_time);
@@ -153,7 +153,6 @@ export class ChunkProcessor implements ChunkHandler {
       { topic: this.#opts.outputTopic, messages: scoredMessages },
       { topic: this.#opts.dlqTopic, messages: deadLetters },
     ];
-    const versions: VersionCount[] = counts;
     if (models.shadow !== undefined && shadowed !== undefined) {
       const shadowMessages = shadow === undefined ? [] : this.#encodeShadow(models.shadow, shadowed, shadow, messages, source, scoredTime, trace);
       outputs.push({ topic: models.shadow.topic, messages: shadowMessages });

@@ -3,6 +3,7 @@
 // promoting and resuming its decisions from a store shared by instances.
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import avro from 'avsc';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -11,6 +12,7 @@ import { ModelSet, type ModelSetOptions, type Served } from '../../../src/model/
 import { type CreateScorer, rowScorerFactory } from '../../../src/model/prepare.js';
 import { canaryKey, parseDeployment } from '../../../src/model/deployment.js';
 import { createMetrics } from '../../../src/ops/metrics.js';
+import { Vectorizer } from '../../../src/stages/vectorize.js';
 import { churnEvent, readRepoJson, repoPath } from '../../helpers/fixtures.js';
 import { tempRepository } from '../../helpers/repository.js';
 
@@ -68,8 +70,9 @@ async function start(repository: string, deployment: unknown, extra: Partial<Mod
 
 /** n churn rows, every `badEvery`-th with support_tickets_90d = 6 (the flaky model's NaN rows). */
 function rows(served: Served, n: number, badEvery = 0): Float32Array {
-  const out = new Float32Array(n * served.vectorizer.width);
-  for (let r = 0; r < n; r++) served.vectorizer.write(churnEvent(badEvery > 0 && r % badEvery === 0 ? { support_tickets_90d: 6 } : {}), out, r);
+  const vectorizer = new Vectorizer(served.model.manifest, avro.Type.forSchema(served.model.readerSchema));
+  const out = new Float32Array(n * vectorizer.width);
+  for (let r = 0; r < n; r++) vectorizer.write(churnEvent(badEvery > 0 && r % badEvery === 0 ? { support_tickets_90d: 6 } : {}), out, r);
   return out;
 }
 
