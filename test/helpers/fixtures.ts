@@ -51,18 +51,15 @@ export function thrown(fn: () => unknown): ScorerError {
 }
 
 const made: string[] = [];
-let cleanupRegistered = false;
+// Registered when a test file first imports this module (each file has its own module graph), so
+// it runs after that file: a hook registered from inside a running test would never run.
+afterAll(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 /** A fresh folder under the OS temp dir, deleted with everything in it after the test file. */
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   made.push(dir);
-  if (!cleanupRegistered) {
-    cleanupRegistered = true;
-    afterAll(() => {
-      for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
-      cleanupRegistered = false;
-    });
-  }
   return dir;
 }

@@ -4,12 +4,12 @@
  * the sidecar with the dead-letter codes; Parquet in and out; bad arguments exit 2.
  * No broker needed, but it is heavy, so it runs with the integration files (one at a time).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import avro from 'avsc';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/fixtures.js';
 import { EventFactory, ROOT } from '../../scripts/lib/feature-events.js';
 import { fileEvents, writeAvroEvents, writeParquetEvents } from '../../scripts/lib/feature-files.js';
 import { loadConfig } from '../../src/config.js';
@@ -22,7 +22,7 @@ import { scoreFileCommand } from '../../src/serve/score-file-command.js';
 
 const schema = JSON.parse(readFileSync(resolve(ROOT, 'schemas/feature-event.avsc'), 'utf8')) as avro.Schema & { fields: { name: string; type: unknown }[] };
 const outputSchema = readSchema('schemas/scored-event.avsc', 'output');
-const dir = mkdtempSync(join(tmpdir(), 'score-file-'));
+const dir = tempDir('score-file-');
 let engine: ScoringEngine;
 
 beforeAll(async () => {

@@ -3,8 +3,7 @@
  * the Open Inference Protocol endpoint give identical scores and labels. Also the endpoint's
  * contract (400 naming the field, 404, concurrent requests) against a real running scorer.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import avro from 'avsc';
 import { describe, expect, inject, it } from 'vitest';
@@ -16,6 +15,7 @@ import { createLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { readSchema, startEngine } from '../../src/serve/engine.js';
 import { scoreFile } from '../../src/serve/score-file.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { createTopics, drainTopic, randomName, testKafka, waitForCommittedToEnd } from '../helpers/kafka.js';
 import { tempRepository } from '../helpers/repository.js';
 import { scorerEnv, spawnJob, startTestScorer } from '../helpers/scorer.js';
@@ -70,7 +70,7 @@ describe('serving patterns', () => {
     const backfill = scoresOf((await drainTopic(t.backfill)).map((m) => m.value));
 
     // 4. a file: the same events in an Avro object container file
-    const dir = mkdtempSync(join(tmpdir(), 'serving-'));
+    const dir = tempDir('serving-');
     await writeAvroEvents(join(dir, 'in.avro'), featureSchema, events);
     const config = loadConfig(scorerEnv({ INPUT_TOPIC: 'x', OUTPUT_TOPIC: 'y', DLQ_TOPIC: 'z' }));
     const engine = await startEngine({ config, model: chooseModel(config), metrics: createMetrics(), logger: createLogger('error') });
@@ -132,7 +132,7 @@ describe('serving patterns', () => {
   it('with a model repository answers for the stable version by default and for any served version by name, each with its own scores', async () => {
     const t = { input: randomName('oipv-in'), output: randomName('oipv-out'), dlq: randomName('oipv-dlq') };
     await createTopics([{ topic: t.input }, { topic: t.output }, { topic: t.dlq }]);
-    const deployment = join(mkdtempSync(join(tmpdir(), 'oip-deployment-')), 'deployment.json');
+    const deployment = join(tempDir('oip-deployment-'), 'deployment.json');
     writeFileSync(deployment, JSON.stringify({ stable: '1.0.0', canary: { version: '1.1.0', percent: 10 } }));
     const scorer = await startTestScorer({ INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: randomName('oipv-group'), INFER_HTTP: 'true', MODEL_REPOSITORY: tempRepository(), MODEL_DEPLOYMENT: deployment });
     const port = scorer.httpPort;

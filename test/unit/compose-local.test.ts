@@ -3,11 +3,11 @@
  * docker-compose.yml and with the image recipes of `npm run compose:images`, and the image cache
  * key moves exactly when an input does. Nothing here runs podman.
  */
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/fixtures.js';
 import { parse } from 'yaml';
 import { filesOf, inputHash } from '../../scripts/compose/build.js';
 import { recipes } from '../../scripts/compose/images.js';
@@ -51,7 +51,7 @@ describe('docker-compose.local.yml', () => {
 
 describe('image input hash', () => {
   it('changes with any input file or pin, and only then', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'compose-hash-'));
+    const dir = tempDir('compose-hash-');
     writeFileSync(join(dir, 'a'), 'one');
     writeFileSync(join(dir, 'b'), 'two');
     const h = () => inputHash(filesOf([dir]), { V: '1' });

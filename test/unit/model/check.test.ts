@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import { type CheckReport, modelsCommand } from '../../../src/model/check.js';
-import { repoPath } from '../../helpers/fixtures.js';
+import { repoPath, tempDir } from '../../helpers/fixtures.js';
 import { tempRepository } from '../../helpers/repository.js';
 
 // Genuinely slow, not racy: each check opens and warms up every version's session; one test runs
@@ -43,7 +43,7 @@ describe('models check', () => {
 
   it('checks a deployment file against the repository, and answers JSON', async () => {
     const dir = tempRepository();
-    const file = join(dir, '..', `${dir.split('/').pop()}-deployment.json`);
+    const file = join(tempDir('scorer-check-'), 'deployment.json');
     writeFileSync(file, JSON.stringify({ stable: '1.0.0', canary: { version: '1.2.0', percent: 10 } }));
     const { code, out } = await run('check', dir, '--deployment', file, '--json');
     expect(code).toBe(1);

@@ -1,12 +1,12 @@
 // The RowScorer on real onnxruntime-node and the real reference models (models/*.onnx), in both
 // modes. Worker threads are real too; only their constructor is wrapped, so a test can kill one.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker as WorkerType } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { tempDir } from '../../../helpers/fixtures.js';
 import { CircuitBreaker } from '../../../../src/stages/infer/circuit.js';
 import { createRowScorer } from '../../../../src/stages/infer/infer.js';
 import type { RowOutcome, RowScorer, RowScorerOptions } from '../../../../src/stages/infer/infer.js';
@@ -188,7 +188,7 @@ describe('lifecycle', () => {
   });
 
   it.each(['worker', 'main'] as const)('a file that is not a model rejects with MODEL_UNAVAILABLE naming it (%s)', async (mode) => {
-    const path = join(mkdtempSync(join(tmpdir(), 'scorer-')), 'broken.onnx');
+    const path = join(tempDir('scorer-'), 'broken.onnx');
     writeFileSync(path, 'not an onnx model');
     await expect(scorer({ model: { ...churn, modelPath: path }, infer: { mode, workers: 2 } })).rejects.toMatchObject({
       code: 'MODEL_UNAVAILABLE',
