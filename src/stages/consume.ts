@@ -185,7 +185,8 @@ export class ConsumeStage {
       // Only our own transient/fatal errors are retried; anything else is a bug: let kafkajs
       // crash the consumer (the process exits non-zero) rather than hide it as a retry.
       // A lost model (every inference worker gone) is fatal too: exit and let the orchestrator restart us.
-      if (!(err instanceof ScorerError) || err.kind === 'permanent' || err.code === 'MODEL_UNAVAILABLE') throw err;
+      // So is a missing ACL: retrying cannot grant it, and a silent stall would hide it.
+      if (!(err instanceof ScorerError) || err.kind === 'permanent' || err.code === 'MODEL_UNAVAILABLE' || err.code === 'KAFKA_NOT_AUTHORIZED') throw err;
       this.#pauseAfterFailure(topic, partition, state, err);
     }
   }
