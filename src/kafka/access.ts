@@ -37,9 +37,11 @@ export function certificateErrorCode(err: unknown): string | undefined {
 
 /** The Kafka protocol error type (`TOPIC_AUTHORIZATION_FAILED`, …) anywhere in a kafkajs error's cause chain. */
 export function kafkaErrorType(err: unknown): string | undefined {
-  const e = err as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined;
+  const e = err as { type?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown } | undefined;
   if (e === undefined || e === null) return undefined;
   if (typeof e.type === 'string') return e.type;
+  // KafkaJSAggregateError (createTopics): one error per topic.
+  if (Array.isArray(e.errors) && e.errors.length > 0) return kafkaErrorType(e.errors[0]);
   if (e.originalError !== undefined) return kafkaErrorType(e.originalError);
   if (e.cause !== undefined && e.cause !== err) return kafkaErrorType(e.cause);
   return undefined;

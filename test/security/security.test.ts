@@ -127,7 +127,7 @@ describe('SASL_SSL, ACLs and registry auth', () => {
     { without: 'read-group' as const, says: (s: Setup) => [`Read on group '${s.group}'`, 'GROUP_AUTHORIZATION_FAILED'] },
     { without: 'write-transactional-id' as const, says: (s: Setup) => [`Write on transactional id '${s.prefix}-${s.group}-${s.input}-`, 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'] },
   ])('without $without the scorer names the authorization that failed and exits 1', async ({ without, says }) => {
-    const s = await setUp(without, { good: 5 });
+    const s = await setUp(without, { without: [without], good: 5 });
     const run = await runScorerToExit(randomName(`secure-${without}`), s.env);
     expect(run.code).toBe(1);
     expect(run.log).toContain('KAFKA_NOT_AUTHORIZED');
