@@ -39,5 +39,5 @@ export const BROKER_LINES: readonly BrokerLine[] = [
   { project: 'integration-cluster', brokers: 3, include: [CLUSTER_TESTS], moved: { portOffset: 1000, subdir: 'cluster' } },
   // TLS, SCRAM, ACLs and registry auth (STACK_SECURITY=sasl_ssl): one broker of the default
   // release (4.4.0) on ports + 2000, its own files only (the others speak plaintext without auth).
-  { project: 'integration-security', security: 'sasl_ssl', include: [SECURITY_TESTS], moved: { portOffset: 2000, subdir: 'security' } },
+  { project: 'integration-security', security: 'sasl_ssl', include: [SECURITY_TESTS], moved: { portOffset: 2000, subdir: 'sasl_ssl' } },
 ];
