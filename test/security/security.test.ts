@@ -58,6 +58,13 @@ async function setUp(name: string, { without = [] as ScorerAcl['name'][], good =
   return { ...s, acls, env };
 }
 
+/** A CA that signed nothing of the stack's (the scorer must refuse the broker's or registry's certificate with it). */
+function makeOtherCa(): string {
+  const dir = tempDir('other-ca-');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'), '-days', '2', '-subj', '/CN=not the stack CA'], { stdio: 'ignore' });
+  return join(dir, 'ca.pem');
+}
+
 const expectNoPassword = (text: string) => {
   for (const p of passwords) expect(text).not.toContain(p);
 };
@@ -96,26 +103,24 @@ describe('SASL_SSL, ACLs and registry auth', () => {
   });
 
   it('a broker certificate not signed by KAFKA_SSL_CA_FILE stops the scorer at start with exit 1 naming it', async () => {
-    const dir = tempDir('other-ca-');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'), '-days', '2', '-subj', '/CN=not the stack CA'], { stdio: 'ignore' });
+    const otherCa = makeOtherCa();
     const s = await setUp('badca', { good: 1 });
-    const run = await runScorerToExit(randomName('secure-badca'), { ...s.env, KAFKA_SSL_CA_FILE: join(dir, 'ca.pem') });
+    const run = await runScorerToExit(randomName('secure-badca'), { ...s.env, KAFKA_SSL_CA_FILE: otherCa });
     expect(run.code).toBe(1);
     expect(run.log).toContain('KAFKA_TLS_UNTRUSTED');
-    expect(run.log).toContain(`KAFKA_SSL_CA_FILE (${join(dir, 'ca.pem')})`);
+    expect(run.log).toContain(`KAFKA_SSL_CA_FILE (${otherCa})`);
     expectNoPassword(run.log);
   });
 
   it('the registry refusing the password, or a registry certificate not signed by SCHEMA_REGISTRY_CA_FILE, stops the scorer with exit 1 naming the setting', async () => {
-    const dir = tempDir('other-ca-');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'), '-days', '2', '-subj', '/CN=not the stack CA'], { stdio: 'ignore' });
+    const otherCa = makeOtherCa();
     const s = await setUp('regauth', { good: 1 });
     const wrong = `wrong-${randomName('pw')}`;
     const badPassword = await runScorerToExit(randomName('secure-regpw'), { ...s.env, SCHEMA_REGISTRY_PASSWORD: wrong });
     expect(badPassword.code).toBe(1);
     expect(badPassword.log).toContain('refused the credentials (HTTP 401); check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD');
     expect(badPassword.log).not.toContain(wrong);
-    const badCa = await runScorerToExit(randomName('secure-regca'), { ...s.env, SCHEMA_REGISTRY_CA_FILE: join(dir, 'ca.pem') });
+    const badCa = await runScorerToExit(randomName('secure-regca'), { ...s.env, SCHEMA_REGISTRY_CA_FILE: otherCa });
     expect(badCa.code).toBe(1);
     expect(badCa.log).toContain('SCHEMA_REGISTRY_CA_FILE: the certificate of the schema registry');
     expectNoPassword(badPassword.log + badCa.log);
