@@ -86,7 +86,8 @@ export function machineCpu(): { busy: number; total: number } {
 export function stackPid(stackDir: string, name: 'kafka' | 'registry'): number | undefined {
   const file = `${stackDir}/pids/${name}.pid`;
   if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
+  // The stack writes the pid on the first line and what runs (release included) on the second.
+  const pid = Number(readFileSync(file, 'utf8').split('\n', 1)[0]?.trim());
   return Number.isInteger(pid) && existsSync(`/proc/${pid}`) ? pid : undefined;
 }
 

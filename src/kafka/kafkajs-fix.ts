@@ -22,6 +22,8 @@ import './kafkajs-produce.js';
 import './kafkajs-fetch.js';
 // A correctness fix: kafkajs's send retry could write a batch twice inside a transaction.
 import './kafkajs-send.js';
+// Transactions without a FindCoordinator request before each step.
+import './kafkajs-coordinators.js';
 // Errors that name what was refused: an authorization refusal while finding a coordinator is no "coordinator not found".
 import './kafkajs-authz.js';
 
