@@ -19,7 +19,7 @@ import { ScorerError } from '../src/errors.js';
 import { RegistryRest } from '../src/kafka/registry.js';
 import { numberOption } from './lib/cli-args.js';
 import { EventFactory, type ModelKind, type OutMessage } from './lib/feature-events.js';
-import { stackEnv } from './lib/stack-env.js';
+import { kafkaSecurity, registryEndpoint, stackEnv } from './lib/stack-env.js';
 
 export interface ProduceOptions {
   brokers: string;
@@ -34,6 +34,8 @@ export interface ProduceOptions {
   partitions: number;
   seed?: number;
   onProgress?: (sent: number) => void;
+  /** TLS/SASL/registry-auth settings by the scorer's names (a STACK_SECURITY=sasl_ssl stack's `.stack/env`). */
+  security?: Record<string, string>;
 }
 
 export interface ProduceSummary {
@@ -54,10 +56,10 @@ function kafkaError(brokers: string, err: unknown): unknown {
 
 export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> {
   // The registry first: a refused schema leaves no topic behind.
-  const registry = new RegistryRest({ url: o.registryUrl });
+  const registry = new RegistryRest(registryEndpoint(o.registryUrl, o.security ?? {}));
   const factory = await EventFactory.create(registry, o.topic, { model: o.model, seed: o.seed ?? Date.now() % 100000, variants: o.poison > 0 });
   // A broker that is down fails within seconds (kafkajs's default retries take about half a minute).
-  const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-loadgen', brokers: o.brokers.split(','), logLevel: logLevel.NOTHING, connectionTimeout: 3_000, retry: { retries: 3 } });
+  const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-loadgen', brokers: o.brokers.split(','), logLevel: logLevel.NOTHING, connectionTimeout: 3_000, retry: { retries: 3 }, ...kafkaSecurity(o.security ?? {}) });
   const admin = kafka.admin();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   try {
@@ -141,6 +143,7 @@ async function cli(): Promise<void> {
   const summary = await produceEvents({
     brokers: env.KAFKA_BROKERS,
     registryUrl: env.SCHEMA_REGISTRY_URL,
+    security: env.security,
     topic,
     count,
     rate: num('rate', values.rate, 0, 1e7),

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import '../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
 import { type IHeaders, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { DLQ_HEADERS } from '../src/stages/deadletter.js';
-import { stackEnv } from './lib/stack-env.js';
+import { kafkaSecurity, stackEnv } from './lib/stack-env.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,7 +29,8 @@ if (!values.from || !values.to) {
 }
 const codes = values.code ? new Set(values.code.split(',').map((c) => c.trim())) : undefined;
 const dlqPrefix = 'dlq.';
-const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-replay', brokers: stackEnv().KAFKA_BROKERS.split(','), logLevel: logLevel.WARN });
+const env = stackEnv();
+const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-replay', brokers: env.KAFKA_BROKERS.split(','), logLevel: logLevel.WARN, ...kafkaSecurity(env.security) });
 
 const admin = kafka.admin();
 await admin.connect();

@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import type { Config } from './config.js';
 import { ScorerError, isTransient } from './errors.js';
 import { createGroupConsumer, createKafka, createRegistryRest, createSchemaRegistry } from './kafka/clients.js';
+import { authorizationFailure, checkBrokerTls, explainConnectFailure, notAuthorized, principalOf } from './kafka/access.js';
 import { prepareOutputSchema } from './kafka/registry.js';
 import { ensureTopics } from './kafka/topics.js';
 import { Lifecycle } from './lifecycle.js';
@@ -87,9 +88,13 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     const tracing = await startTracing(config.tracing, { groupId: config.kafka.groupId, logger, ...(spanExporter && { exporter: spanExporter }) });
     lifecycle.onStop('tracing', () => tracing.shutdown());
     // kafka: the client, the admin and the topics (a shadow's topic too, when a deployment names one).
+    // A certificate or SASL refusal stops the start at once, naming the setting (kafka/access.ts), instead of kafkajs's retries.
+    await checkBrokerTls(config);
     const kafka = createKafka(config, stageLogger(logger, 'kafka'));
     const admin = kafka.admin();
-    await admin.connect();
+    await admin.connect().catch((err: unknown) => {
+      throw explainConnectFailure(config, err) ?? err;
+    });
     lifecycle.onStop('admin', () => admin.disconnect());
     const topicLogger = stageLogger(logger, 'topics');
     await ensureTopics(admin, config, topicLogger);
@@ -133,6 +138,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
       retry: config.kafka.producerRetry,
       logger: stageLogger(logger, 'produce'),
       onTransaction: (result) => metrics.transactions.inc({ result }),
+      principal: principalOf(config),
     });
     const processor = new ChunkProcessor({
       models: served,
@@ -168,12 +174,15 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
           if (failed > 0) metrics.versionRecordsFailed.inc({ version, role }, failed);
         }
       },
-      onCrash: crash,
+      // The group's consumer crashes on a missing ACL of its own (join, fetch): say which one.
+      onCrash: (err) => crash(consumerAccess(config, err)),
     });
     // Readiness and the consume stage's cool-down follow the stable version's circuit (a canary's or shadow's never).
     health.watch({ consumerJoined: () => consume.joined, circuitOpen: () => served.current().stable.circuit.open });
     lifecycle.onStop('consumer', () => consume.stop());
-    await consume.start();
+    await consume.start().catch((err: unknown) => {
+      throw consumerAccess(config, err);
+    });
     if (!embedded) {
       // [threads] embedded: the supervisor's one lag poller covers every pipeline.
       const lag = new LagPoller({ admin, groupId: config.kafka.groupId, topic: config.topics.input, metrics, logger: stageLogger(logger, 'lag'), progress: (p) => consume.progress(p) });
@@ -204,4 +213,12 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     if (isTransient(err)) throw new ScorerError(err.code, `start-up failed: ${err.message}`, { cause: err });
     throw err;
   }
+}
+
+/** A consumer crash explained when it is a missing ACL (the group, the input topic), else as it came. */
+function consumerAccess(config: Config, err: unknown): unknown {
+  const type = authorizationFailure(err);
+  if (err instanceof ScorerError || type === undefined) return err;
+  const needs = type === 'GROUP_AUTHORIZATION_FAILED' ? `Read on group '${config.kafka.groupId}'` : type === 'TOPIC_AUTHORIZATION_FAILED' ? `Read on topic '${config.topics.input}'` : 'the ACL named in the error';
+  return notAuthorized(config, err, { action: `consuming ${config.topics.input} as group ${config.kafka.groupId}`, needs });
 }

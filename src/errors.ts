@@ -30,6 +30,9 @@ export const ErrorCodes = {
   MODEL_UNAVAILABLE: { kind: 'fatal', stage: 'infer', doc: 'the model cannot be loaded or its inference worker died' },
   BATCH_INFERENCE_FAILED: { kind: 'fatal', stage: 'infer', doc: 'whole batches fail repeatedly: the model, not a record, is broken' },
   CONFIG_INVALID: { kind: 'fatal', stage: 'config', doc: 'a configuration value is missing or invalid' },
+  KAFKA_AUTH_FAILED: { kind: 'fatal', stage: 'config', doc: 'the broker refused the SASL credentials (KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD/KAFKA_SASL_MECHANISM)' },
+  KAFKA_TLS_UNTRUSTED: { kind: 'fatal', stage: 'config', doc: 'a broker\'s certificate does not verify against KAFKA_SSL_CA_FILE (or the default CAs)' },
+  KAFKA_NOT_AUTHORIZED: { kind: 'fatal', stage: 'config', doc: 'an ACL the scorer needs is missing: the message names the principal, the operation and the resource' },
   REGISTRY_REJECTED: { kind: 'fatal', stage: 'config', doc: 'the schema registry refused a request (4xx: incompatible schema, unauthorised, forbidden, an id or subject the configuration names is not there): a setting or the registry must change' },
 } as const;
 

@@ -63,7 +63,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
       else logger.warn('SIGHUP: no MODEL_DEPLOYMENT to re-read (it applies with MODEL_REPOSITORY); ignored');
     });
     scorer.crashed.then(async (err) => {
-      logger.fatal({ err }, 'consumer crashed; exiting');
+      // Ours (a missing ACL, say) names what to change: its message is the log line, as at start.
+      if (err instanceof ScorerError) logger.fatal({ code: err.code, ...(err.cause instanceof Error && { cause: err.cause.message }) }, `consumer stopped: ${err.message}; exiting`);
+      else logger.fatal({ err }, 'consumer crashed; exiting');
       await scorer.stop(Math.min(config.crashStopMs, config.shutdownTimeoutMs)).catch(() => false);
       await flushLogger(logger);
       resolve(EXIT.crash);

@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StackError, run } from './process.js';
+import { type StackSecurity, prepareSecurity, registrySecurityConfig, writeSecretFile } from './security.js';
 
 export const APICURIO_VERSION = '3.0.9';
 
@@ -64,18 +65,22 @@ export const mvn = (cwd: string, goalArgs: string[]) =>
     hint: 'Maven resolves the stack from Maven Central into ~/.m2; check that `mvn -v` works and Maven Central is reachable, then retry.',
   });
 
-export function registryComponent(root: string, ports: StackPorts): Component {
+export function registryComponent(root: string, ports: StackPorts, security: StackSecurity = 'none'): Component {
   const dir = join(root, 'registry');
+  // sasl_ssl: HTTPS with basic auth (./security.ts), from a config file of mode 0600 (its passwords stay off the command line).
+  const securityFile = join(dir, 'security.properties');
+  const secure = security === 'sasl_ssl';
   const appDir = join(dir, `apicurio-registry-${APICURIO_VERSION}`);
   const runnerJar = `apicurio-registry-app-${APICURIO_VERSION}-runner.jar`;
   return {
     name: 'registry',
-    identity: `Apicurio Registry ${APICURIO_VERSION}`,
+    identity: `Apicurio Registry ${APICURIO_VERSION}${secure ? ' (https, basic auth)' : ''}`,
     cwd: appDir,
     ports: [ports.registry],
-    url: `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`,
+    url: `${secure ? 'https' : 'http'}://127.0.0.1:${ports.registry}/apis/ccompat/v7`,
     async prepare() {
       mkdirSync(dir, { recursive: true });
+      if (secure) writeSecretFile(securityFile, registrySecurityConfig(await prepareSecurity(root), ports.registry));
       if (existsSync(join(appDir, runnerJar))) return;
       writeFileSync(join(dir, 'pom.xml'), pom(''));
       rmSync(join(dir, 'target'), { recursive: true, force: true }); // unpack markers would skip the work
@@ -91,7 +96,8 @@ export function registryComponent(root: string, ports: StackPorts): Component {
       '-Xmx512m',
       marker,
       '-Dquarkus.http.host=127.0.0.1',
-      `-Dquarkus.http.port=${ports.registry}`,
+      // Secure: no plain HTTP listener at all (quarkus.http.insecure-requests=disabled), the HTTPS port from the file.
+      ...(secure ? [`-Dquarkus.config.locations=file:${securityFile}`] : [`-Dquarkus.http.port=${ports.registry}`]),
       // H2 on disk, not in memory: schema ids must survive a registry restart (the outage test
       // stops and restarts it mid-stream, and producers keep using the ids they were given).
       '-Dapicurio.storage.kind=sql',

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Component, type StackPorts, mvn, pom } from './components.js';
 import { StackError, run } from './process.js';
+import { type StackSecurity, kafkaSecurityConfig, prepareSecurity, scramFormatArgs, writeSecretFile } from './security.js';
 
 /** The default broker: the newest 4.x release Maven Central serves (README "Local stack" says why). */
 export const DEFAULT_KAFKA_VERSION = '4.4.0';
@@ -110,22 +111,24 @@ export function nodePorts(ports: StackPorts, id: number): { kafka: number; contr
   return { kafka: ports.kafka + (id - 1) * ports.step, controller: ports.controller + (id - 1) * ports.step };
 }
 
-export function kafkaComponent(root: string, ports: StackPorts, version: string, node: KafkaNode = { id: 1, count: 1 }): Component {
+export function kafkaComponent(root: string, ports: StackPorts, version: string, node: KafkaNode = { id: 1, count: 1 }, security: StackSecurity = 'none'): Component {
   const line = lineOf(version);
   const dir = join(root, 'kafka');
   const own = nodePorts(ports, node.id);
   // One data directory per release: a 4.x broker formats metadata a 3.9 one cannot read, so
   // switching STACK_KAFKA_VERSION starts an empty broker instead of a broken one. A cluster has
   // its own too (cluster<N>-<release>/node-<id>): its nodes share one cluster id and quorum.
-  const clusterDir = join(dir, `cluster${node.count}-${version}`);
-  const dataDir = node.count === 1 ? join(dir, `data-${version}`) : join(clusterDir, `node-${node.id}`);
+  // A secure stack has its own as well: its SCRAM users are written when storage is formatted.
+  const secured = security === 'none' ? '' : `-${security}`;
+  const clusterDir = join(dir, `cluster${node.count}-${version}${secured}`);
+  const dataDir = node.count === 1 ? join(dir, `data-${version}${secured}`) : join(clusterDir, `node-${node.id}`);
   const classpathFile = join(dir, `classpath-${version}.txt`);
-  const configFile = node.count === 1 ? join(dir, `server-${version}.properties`) : join(clusterDir, `server-${node.id}.properties`);
+  const configFile = node.count === 1 ? join(dir, `server-${version}${secured}.properties`) : join(clusterDir, `server-${node.id}.properties`);
   const logConfigFile = join(dir, line.logConfig.file);
   const classpath = () => readFileSync(classpathFile, 'utf8').trim();
   return {
     name: brokerName(node),
-    identity: node.count === 1 ? `Apache Kafka ${version}` : `Apache Kafka ${version} node ${node.id}/${node.count}`,
+    identity: `${node.count === 1 ? `Apache Kafka ${version}` : `Apache Kafka ${version} node ${node.id}/${node.count}`}${security === 'none' ? '' : ` (${security})`}`,
     cwd: dir,
     ports: [own.kafka, own.controller],
     url: `127.0.0.1:${own.kafka}`,
@@ -138,7 +141,9 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string,
         await mvn(pomDir, ['dependency:build-classpath', `-Dmdep.outputFile=${classpathFile}`]);
       }
       mkdirSync(dataDir, { recursive: true });
-      writeFileSync(configFile, kafkaConfig(ports, node, dataDir) + line.config + replicationConfig(node.count, line));
+      const sec = security === 'sasl_ssl' ? await prepareSecurity(root) : undefined;
+      // The secure config holds the store and inter-broker passwords: mode 0600.
+      writeSecretFile(configFile, kafkaConfig(ports, node, dataDir, sec && kafkaSecurityConfig(sec, own)) + line.config + replicationConfig(node.count, line));
       writeFileSync(logConfigFile, line.logConfig.text);
       if (!existsSync(join(dataDir, 'meta.properties'))) {
         // KRaft storage must be formatted once with a cluster id before the first start; with
@@ -146,7 +151,7 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string,
         // of a cluster share the id (kept beside them), so a node formatted later still joins. The
         // id is attached with '=': one in 64 starts with '-', which `-t <id>` took for an option.
         mkdirSync(dataDir, { recursive: true });
-        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', `--cluster-id=${sharedClusterId(clusterDir, node.count)}`, '-c', configFile], {
+        await run('java', [`-D${line.logConfig.property}=file:${logConfigFile}`, '-cp', classpath(), 'kafka.tools.StorageTool', 'format', `--cluster-id=${sharedClusterId(clusterDir, node.count)}`, '-c', configFile, ...(sec ? scramFormatArgs(sec) : [])], {
           cwd: dir,
           what: `Kafka ${version} storage format (${brokerName(node)})`,
           hint: `remove ${dataDir} and retry.`,
@@ -169,7 +174,8 @@ export function kafkaComponent(root: string, ports: StackPorts, version: string,
   };
 }
 
-function kafkaConfig(ports: StackPorts, node: KafkaNode, dataDir: string): string {
+/** `listeners`: a secure node's listener, TLS and SASL lines (./security.ts) instead of the plaintext ones. */
+function kafkaConfig(ports: StackPorts, node: KafkaNode, dataDir: string, listeners?: string): string {
   const own = nodePorts(ports, node.id);
   // Every node is a voter: a three-node quorum keeps a controller majority with one node down.
   const voters = Array.from({ length: node.count }, (_, i) => `${i + 1}@127.0.0.1:${nodePorts(ports, i + 1).controller}`).join(',');
@@ -177,12 +183,15 @@ function kafkaConfig(ports: StackPorts, node: KafkaNode, dataDir: string): strin
 process.roles=broker,controller
 node.id=${node.id}
 controller.quorum.voters=${voters}
-listeners=PLAINTEXT://127.0.0.1:${own.kafka},CONTROLLER://127.0.0.1:${own.controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:${own.kafka}
 controller.listener.names=CONTROLLER
+${
+  listeners ??
+  `listeners=PLAINTEXT://127.0.0.1:${own.kafka},CONTROLLER://127.0.0.1:${own.controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:${own.kafka}
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=${dataDir}
+`
+}log.dirs=${dataDir}
 offsets.topic.num.partitions=10
 transaction.state.log.num.partitions=10
 # Topics are created explicitly by the scorer and the tests; auto-creation would hide mistakes.

@@ -2,7 +2,7 @@
  * Which local stack: its state directory, its ports on 127.0.0.1 and the Kafka release it runs,
  * and the environment variables that name them (STACK_DIR, STACK_KAFKA_PORT,
  * STACK_CONTROLLER_PORT, STACK_REGISTRY_PORT, STACK_KAFKA_VERSION, STACK_BROKERS,
- * STACK_BROKER_PORT_STEP). Free of kafkajs on purpose:
+ * STACK_BROKER_PORT_STEP, STACK_SECURITY). Free of kafkajs on purpose:
  * the integration tests' global setup reads options in vitest's own process, once per broker
  * line, and drives the stack through the CLI (see test/integration/global-setup.ts).
  */
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { StackPorts } from './components.js';
 import { parseKafkaVersion } from './kafka.js';
 import { StackError } from './process.js';
+import { type StackSecurity, parseStackSecurity } from './security.js';
 
 export interface StackOptions {
   dir: string;
@@ -18,6 +19,8 @@ export interface StackOptions {
   kafkaVersion: string;
   /** Kafka nodes (STACK_BROKERS): 1, or a cluster of 3 (up to 5). */
   brokers: number;
+  /** STACK_SECURITY: `none` (plaintext, no auth) or `sasl_ssl` (./security.ts). */
+  security: StackSecurity;
 }
 
 export function stackDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -44,6 +47,7 @@ export function stackOptions(env: NodeJS.ProcessEnv = process.env): StackOptions
     },
     kafkaVersion: parseKafkaVersion(env.STACK_KAFKA_VERSION),
     brokers: int('STACK_BROKERS', 1, 1, 5, 'a number of Kafka nodes'),
+    security: parseStackSecurity(env.STACK_SECURITY),
   };
 }
 
@@ -57,5 +61,6 @@ export function stackEnv(opts: StackOptions): Record<string, string> {
     STACK_KAFKA_VERSION: opts.kafkaVersion,
     STACK_BROKERS: String(opts.brokers),
     STACK_BROKER_PORT_STEP: String(opts.ports.step),
+    STACK_SECURITY: opts.security,
   };
 }

@@ -9,18 +9,21 @@
  * Used by `npm run stack:up|down|status` and by the integration tests' global setup, which runs
  * one stack per broker line (test/integration/lines.ts), through the CLI: every function takes
  * StackOptions (./options.ts), by default the environment's (STACK_DIR, STACK_*_PORT,
- * STACK_KAFKA_VERSION, STACK_BROKERS, STACK_BROKER_PORT_STEP). STACK_BROKERS=3 runs a three-node
+ * STACK_KAFKA_VERSION, STACK_BROKERS, STACK_BROKER_PORT_STEP, STACK_SECURITY). STACK_BROKERS=3 runs a three-node
  * KRaft cluster (every node broker and controller, all three voters): see ./kafka.ts.
+ * STACK_SECURITY=sasl_ssl runs it with TLS, SCRAM, ACLs and registry auth: see ./security.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { RegistryRest } from '../../src/kafka/registry.js';
 import { join, relative } from 'node:path';
 import '../../src/kafka/kafkajs-fix.js'; // before kafkajs: see the module
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, type KafkaConfig, logLevel } from 'kafkajs';
 import { type Component, registryComponent } from './components.js';
 import { type KafkaNode, brokerName, kafkaComponent } from './kafka.js';
 import { type StackOptions, stackDir, stackOptions } from './options.js';
 import { StackError, isOurs, portFree, startDaemon, stopPid, waitUntil } from './process.js';
+import { type SecurityFiles, prepareSecurity, securityEnv, writeSecretFile } from './security.js';
 
 export { StackError, type StackOptions, stackDir, stackOptions };
 
@@ -32,6 +35,8 @@ export interface StackInfo {
   kafkaVersion: string;
   /** Names of the components this call started (empty when everything was already running). */
   started: string[];
+  /** STACK_SECURITY=sasl_ssl: the scorer's TLS, SASL and registry settings for the admin (./security.ts `securityEnv`); else empty. */
+  securityEnv: Record<string, string>;
 }
 
 // Generous: a 2-core machine shared with other work (load 30+) took 2-3 min to start the registry.
@@ -54,8 +59,8 @@ function context(say: (line: string) => void, opts: StackOptions): Ctx {
   // signals a process that merely reused one of our pids.
   const marker = `-Dkafka-onnx-scorer.stack=${root}`;
   const nodes: KafkaNode[] = Array.from({ length: opts.brokers }, (_, i) => ({ id: i + 1, count: opts.brokers }));
-  const brokers = nodes.map((n) => kafkaComponent(root, opts.ports, opts.kafkaVersion, n));
-  return { root, marker, components: [...brokers, registryComponent(root, opts.ports)], brokers, say };
+  const brokers = nodes.map((n) => kafkaComponent(root, opts.ports, opts.kafkaVersion, n, opts.security));
+  return { root, marker, components: [...brokers, registryComponent(root, opts.ports, opts.security)], brokers, say };
 }
 
 const pidFile = (ctx: Ctx, c: Component) => join(ctx.root, 'pids', `${c.name}.pid`);
@@ -91,8 +96,8 @@ function checkJava(): void {
 }
 
 /** Ready: the node answers, and sees the whole cluster (every node registered with the controller). */
-async function kafkaReady(broker: string, count: number): Promise<boolean> {
-  const admin = new Kafka({ clientId: 'stack-probe', brokers: [broker], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 }).admin();
+async function kafkaReady(broker: string, count: number, sec: SecurityFiles | undefined): Promise<boolean> {
+  const admin = new Kafka({ clientId: 'stack-probe', brokers: [broker], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000, ...adminSecurity(sec) }).admin();
   try {
     await admin.connect();
     const { brokers: list } = await admin.describeCluster();
@@ -102,7 +107,21 @@ async function kafkaReady(broker: string, count: number): Promise<boolean> {
   }
 }
 
-async function registryReady(url: string): Promise<boolean> {
+/** The kafkajs TLS and SASL settings of the stack's super user (nothing for a plaintext stack). */
+function adminSecurity(sec: SecurityFiles | undefined): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  if (sec === undefined) return {};
+  return { ssl: { ca: [readFileSync(sec.caPem, 'utf8')] }, sasl: { mechanism: 'scram-sha-512', username: 'admin', password: sec.credentials.admin } };
+}
+
+async function registryReady(url: string, sec: SecurityFiles | undefined): Promise<boolean> {
+  if (sec !== undefined) {
+    // Every path needs the credentials, health included.
+    const auth = { username: 'admin', password: sec.credentials.admin };
+    const ca = readFileSync(sec.caPem, 'utf8');
+    await new RegistryRest({ url: new URL('/', url).href, auth, ca, timeoutMs: 2000 }).get('/health/ready');
+    await new RegistryRest({ url, auth, ca, timeoutMs: 2000 }).get('/subjects');
+    return true;
+  }
   const health = new URL('/health/ready', url);
   const res = await fetch(health, { signal: AbortSignal.timeout(2000) });
   if (!res.ok) return false;
@@ -161,9 +180,10 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
     say('stack: already running (nothing started); `npm run stack:down` stops it');
   }
 
+  const sec = opts.security === 'sasl_ssl' ? await prepareSecurity(ctx.root) : undefined;
   const probes: [Component, () => Promise<boolean>][] = [
-    ...ctx.brokers.map((b): [Component, () => Promise<boolean>] => [b, () => kafkaReady(b.url, opts.brokers)]),
-    [registry, () => registryReady(registry.url)],
+    ...ctx.brokers.map((b): [Component, () => Promise<boolean>] => [b, () => kafkaReady(b.url, opts.brokers, sec)]),
+    [registry, () => registryReady(registry.url, sec)],
   ];
   const results = await Promise.all(
     probes.map(async ([c, probe]) => {
@@ -180,11 +200,14 @@ export async function stackUp(say: (line: string) => void = console.log, opts: S
     throw new StackError(`stack failed to start:\n${why.join('\n\n')}`);
   }
 
-  const info: StackInfo = { kafkaBrokers: ctx.brokers.map((b) => b.url).join(','), schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started };
+  const info: StackInfo = { kafkaBrokers: ctx.brokers.map((b) => b.url).join(','), schemaRegistryUrl: registry.url, kafkaVersion: opts.kafkaVersion, started, securityEnv: sec ? securityEnv(sec) : {} };
   const envFile = join(ctx.root, 'env');
-  writeFileSync(envFile, `export KAFKA_BROKERS=${info.kafkaBrokers}\nexport SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n`);
+  const exports = { KAFKA_BROKERS: info.kafkaBrokers, SCHEMA_REGISTRY_URL: info.schemaRegistryUrl, ...info.securityEnv };
+  // Passwords in it when secure: mode 0600 either way.
+  writeSecretFile(envFile, Object.entries(exports).map(([k, v]) => `export ${k}=${v}\n`).join(''));
   const kafkaIdentity = opts.brokers === 1 ? (ctx.brokers[0] as Component).identity : `Apache Kafka ${opts.kafkaVersion}, ${opts.brokers} nodes`;
-  say(`stack: ready (${kafkaIdentity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}\n  (written to ${envFile}: \`source ${relative(process.cwd(), envFile).startsWith('..') ? envFile : relative(process.cwd(), envFile)}\`)`);
+  const secureNote = sec ? `\n  SASL_SSL (SCRAM-SHA-512, users admin and scorer, ACLs on), registry over HTTPS with basic auth; CA ${sec.caPem}; passwords in ${envFile} (mode 0600)` : '';
+  say(`stack: ready (${kafkaIdentity}, ${registry.identity})\n  KAFKA_BROKERS=${info.kafkaBrokers}\n  SCHEMA_REGISTRY_URL=${info.schemaRegistryUrl}${secureNote}\n  (written to ${envFile}: \`source ${relative(process.cwd(), envFile).startsWith('..') ? envFile : relative(process.cwd(), envFile)}\`)`);
   return info;
 }
 
@@ -217,10 +240,14 @@ export async function stackDown(say: (line: string) => void = console.log, opts:
  * when STACK_BROKERS is not set: `stack:status` then shows the nodes of a running cluster.
  */
 export function withRunningBrokers(opts: StackOptions, env: NodeJS.ProcessEnv = process.env): StackOptions {
-  if (env.STACK_BROKERS !== undefined && env.STACK_BROKERS !== '') return opts;
   const dir = join(opts.dir, 'pids');
-  const nodes = existsSync(dir) ? readdirSync(dir).filter((f) => /^kafka-\d+\.pid$/.test(f)).length : 0;
-  return nodes > 1 ? { ...opts, brokers: nodes } : opts;
+  const pids = existsSync(dir) ? readdirSync(dir).filter((f) => /^kafka(-\d+)?\.pid$/.test(f)) : [];
+  // Likewise STACK_SECURITY, from what the running broker's pid file says it runs (its identity names sasl_ssl).
+  const secured = pids.some((f) => readFileSync(join(dir, f), 'utf8').includes('(sasl_ssl)'));
+  const withSecurity = (env.STACK_SECURITY === undefined || env.STACK_SECURITY === '') && secured ? { ...opts, security: 'sasl_ssl' as const } : opts;
+  if (env.STACK_BROKERS !== undefined && env.STACK_BROKERS !== '') return withSecurity;
+  const nodes = pids.filter((f) => f !== 'kafka.pid').length;
+  return nodes > 1 ? { ...withSecurity, brokers: nodes } : withSecurity;
 }
 
 export function stackStatus(say: (line: string) => void = console.log, opts: StackOptions = withRunningBrokers(stackOptions())): boolean {

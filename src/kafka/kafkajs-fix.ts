@@ -24,6 +24,8 @@ import './kafkajs-fetch.js';
 import './kafkajs-send.js';
 // Transactions without a FindCoordinator request before each step.
 import './kafkajs-coordinators.js';
+// Errors that name what was refused: an authorization refusal while finding a coordinator is no "coordinator not found".
+import './kafkajs-authz.js';
 
 interface FetchedMessage {
   offset: string;

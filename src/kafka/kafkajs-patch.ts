@@ -6,7 +6,9 @@
  * The patches: kafkajs-fix.ts (read_committed filter, O(n) grouping), kafkajs-send.ts (send
  * retry without duplicates or loss), kafkajs-murmur2.ts,
  * kafkajs-produce.ts (record batch encoding), kafkajs-fetch.ts (record batch decoding),
- * kafkajs-coordinators.ts (transaction and group coordinators remembered per producer).
+ * kafkajs-coordinators.ts (transaction and group coordinators remembered per producer),
+ * kafkajs-authz.ts (an authorization refusal while finding a coordinator is thrown, not swallowed;
+ * a prototype method, patched in place since BrokerPool instances are made at run time).
  */
 import { createRequire } from 'node:module';
 

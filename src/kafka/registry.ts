@@ -17,6 +17,7 @@ import avro from 'avsc';
 import type { Logger } from 'pino';
 import { ScorerError } from '../errors.js';
 import { type RetryOptions, retry } from '../retry.js';
+import { certificateErrorCode } from './access.js';
 
 // ---------------------------------------------------------------------------------------------
 // Classification: one answer to "is this registry error worth another attempt?"
@@ -98,6 +99,11 @@ export class RegistryRest {
     this.#authHeader = user && `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
     this.#agent = ca !== undefined && base.protocol === 'https:' ? new HttpsAgent({ ca, keepAlive: true }) : undefined;
     this.#timeoutMs = timeoutMs;
+  }
+
+  /** Which CAs verify the registry's certificate, for messages. */
+  get caNote(): string {
+    return this.#agent !== undefined ? 'SCHEMA_REGISTRY_CA_FILE' : "Node's default CAs (SCHEMA_REGISTRY_CA_FILE is unset)";
   }
 
   /** The registry URL without credentials, for messages. */
@@ -211,6 +217,10 @@ async function explain(rest: RegistryRest, err: unknown, { subject, action, advi
     return new ScorerError('REGISTRY_UNAVAILABLE', `${action} failed: the schema registry at ${rest.url} (SCHEMA_REGISTRY_URL) did not answer: ${why}`, { cause: err });
   }
   const then = advice ? ` ${advice}` : '';
+  const certificate = certificateErrorCode(err);
+  if (certificate !== undefined) {
+    return new ScorerError('REGISTRY_REJECTED', `${action}: SCHEMA_REGISTRY_CA_FILE: the certificate of the schema registry at ${rest.url} does not verify against ${rest.caNote} (${certificate}); point SCHEMA_REGISTRY_CA_FILE at the CA that signed it`, { cause: err });
+  }
   if (status === 409 && subject !== undefined) {
     const level = await describeCompatibility(rest, subject);
     return new ScorerError('REGISTRY_REJECTED', `subject '${subject}' (${level}) refuses the schema as incompatible with its existing versions (${why}).${then} Nothing in the registry was changed.`, { cause: err });

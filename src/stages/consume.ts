@@ -70,6 +70,8 @@ export class ConsumeStage {
   #inFlight = 0;
   #inFlightDrained: (() => void)[] = [];
   #joined = false;
+  /** A missing ACL this stage rethrew: what the crash reports (kafkajs wraps it and keeps only its cause). */
+  #denied: ScorerError | undefined;
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
 
   constructor(opts: ConsumeOptions) {
@@ -84,7 +86,7 @@ export class ConsumeStage {
     this.#consumer.on(GROUP_JOIN, ({ payload }) => this.#onAssignment(payload.memberAssignment[opts.topic] ?? [], payload.memberId));
     this.#consumer.on(CRASH, ({ payload }) => {
       this.#log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
-      if (!payload.restart) opts.onCrash(payload.error);
+      if (!payload.restart) opts.onCrash(this.#denied ?? payload.error);
     });
   }
 
@@ -185,6 +187,12 @@ export class ConsumeStage {
       // Only our own transient/fatal errors are retried; anything else is a bug: let kafkajs
       // crash the consumer (the process exits non-zero) rather than hide it as a retry.
       // A lost model (every inference worker gone) is fatal too: exit and let the orchestrator restart us.
+      // So is a missing ACL: retrying cannot grant it, and a silent stall would hide it.
+      if (err instanceof ScorerError && err.code === 'KAFKA_NOT_AUTHORIZED') {
+        // kafkajs retries any eachBatch error whose `retriable` is not false (its retry/index.js): crash now instead.
+        this.#denied = err;
+        throw Object.assign(err, { retriable: false });
+      }
       if (!(err instanceof ScorerError) || err.kind === 'permanent' || err.code === 'MODEL_UNAVAILABLE') throw err;
       this.#pauseAfterFailure(topic, partition, state, err);
     }

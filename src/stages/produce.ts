@@ -12,6 +12,7 @@
 import type { Admin, Message, Producer, ProducerConfig } from 'kafkajs';
 import type { Logger } from 'pino';
 import { ScorerError, isBug } from '../errors.js';
+import { authorizationFailure, kafkaErrorType, notAuthorized } from '../kafka/access.js';
 
 export interface PartitionLease {
   partition: number;
@@ -82,13 +83,6 @@ const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCE
  */
 const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID']);
 
-function kafkaErrorType(err: unknown): string | undefined {
-  const e = err as { type?: unknown; cause?: unknown; originalError?: unknown };
-  if (typeof e.type === 'string') return e.type;
-  if (e.originalError !== undefined) return kafkaErrorType(e.originalError);
-  if (e.cause !== undefined && e.cause !== err) return kafkaErrorType(e.cause);
-  return undefined;
-}
 
 /** What the chunk processor needs from the produce stage: commit one chunk, all or nothing. */
 export interface ChunkCommitter {
@@ -126,6 +120,8 @@ export interface PartitionProducersOptions {
   retry: { initialRetryTime: number; retries: number; maxRetryTime: number };
   logger: Logger;
   onTransaction(result: 'committed' | 'aborted'): void;
+  /** Who the broker sees (kafka/access.ts `principalOf`), for a missing-ACL message. */
+  principal?: string;
 }
 
 export class PartitionProducers implements ChunkCommitter, PartitionLeases {
@@ -180,7 +176,10 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
       await tx.abort();
     } catch (err) {
       await producer.disconnect().catch(() => undefined);
-      throw new ScorerError('KAFKA_UNAVAILABLE', `initialising the transactional producer for partition ${partition} failed`, { cause: err });
+      const action = `initialising the transactional producer for partition ${partition}`;
+      if (authorizationFailure(err) === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED') throw this.#denied(err, action, `Write on transactional id '${this.transactionalId(partition)}' (e.g. a PREFIXED ACL on '${this.#opts.transactionalIdPrefix}-')`);
+      if (authorizationFailure(err) === 'CLUSTER_AUTHORIZATION_FAILED') throw this.#denied(err, action, 'IdempotentWrite on the cluster (brokers before 3.0; later ones accept Write on a topic instead)');
+      throw new ScorerError('KAFKA_UNAVAILABLE', `${action} failed`, { cause: err });
     }
     this.#producers.set(partition, producer);
     return producer;
@@ -203,14 +202,17 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     const tx = await producer.transaction().catch((err: unknown) => {
       throw this.#failed(partition, err, 'beginning the transaction');
     });
+    let step: 'send' | 'offsets' | 'commit' = 'send';
     try {
       for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
+      step = 'offsets';
       await tx.sendOffsets({ consumerGroupId: this.#opts.groupId, topics: [{ topic: this.#opts.inputTopic, partitions: [{ partition, offset: nextOffset.toString(), ...(metadata !== undefined && { metadata }) }] }] });
+      step = 'commit';
       await tx.commit();
       this.#opts.onTransaction('committed');
     } catch (err) {
       if (isBug(err)) throw err;
-      const failure = this.#failed(partition, err, 'the transaction');
+      const failure = this.#failed(partition, err, 'the transaction', step === 'send' ? [...new Set(outputs.map((o) => o.topic))] : []);
       if (failure.code === 'PRODUCER_FENCED') throw failure; // #failed dropped it
       const type = kafkaErrorType(err);
       if (type !== undefined && BROKEN_PRODUCER_ERRORS.has(type)) {
@@ -233,7 +235,21 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     }
   }
 
-  #failed(partition: number, err: unknown, what: string): ScorerError {
+  /** A missing ACL: fatal (kafka/access.ts), never retried as a failed transaction. */
+  #denied(err: unknown, action: string, needs: string): ScorerError {
+    return notAuthorized(this.#opts.principal ?? "the scorer's principal", err, { action, needs });
+  }
+
+  #failed(partition: number, err: unknown, what: string, topics: string[] = []): ScorerError {
+    const denied = authorizationFailure(err);
+    if (denied !== undefined) {
+      const needs =
+        denied === 'TOPIC_AUTHORIZATION_FAILED' ? `Write on topic ${topics.map((t) => `'${t}'`).join(' or ') || '(unknown)'} (the transaction wrote to ${topics.length > 1 ? 'these; kafkajs does not say which one refused' : 'it'})`
+        : denied === 'GROUP_AUTHORIZATION_FAILED' ? `Read on group '${this.#opts.groupId}' (committing offsets in the transaction)`
+        : denied === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED' ? `Write on transactional id '${this.transactionalId(partition)}'`
+        : 'the ACL named in the error';
+      return this.#denied(err, `${what} for partition ${partition}`, needs);
+    }
     const type = kafkaErrorType(err);
     if (type !== undefined && FATAL_PRODUCER_ERRORS.has(type)) {
       void this.release(partition);

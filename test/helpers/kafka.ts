@@ -8,13 +8,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, type KafkaMessage, type Message, logLevel } from 'kafkajs';
 import { afterAll, inject } from 'vitest';
 import { drainTopic as drainTopicWith } from '../../scripts/lib/drain-topic.js';
+import { kafkaSecurity, registryEndpoint } from '../../scripts/lib/stack-env.js';
+import { RegistryRest } from '../../src/kafka/registry.js';
 
 export function randomName(prefix: string): string {
   return `${prefix}-${randomBytes(5).toString('hex')}`;
 }
 
+/** A client of this line's broker; on a secure line (STACK_SECURITY=sasl_ssl) as the stack's admin. */
 export function testKafka(clientId = randomName('test')): Kafka {
-  return new Kafka({ clientId, brokers: inject('kafkaBrokers').split(','), logLevel: logLevel.NOTHING });
+  return new Kafka({ clientId, brokers: inject('kafkaBrokers').split(','), logLevel: logLevel.NOTHING, ...kafkaSecurity(inject('stackSecurityEnv')) });
+}
+
+/** This line's registry (on a secure line with the admin's credentials and the stack's CA). */
+export function testRegistry(): RegistryRest {
+  return new RegistryRest(registryEndpoint(inject('schemaRegistryUrl'), inject('stackSecurityEnv')));
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws with `what` after timeoutMs. */

@@ -21,6 +21,8 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
   const env: Record<string, string> = {
     KAFKA_BROKERS: inject('kafkaBrokers'),
     SCHEMA_REGISTRY_URL: inject('schemaRegistryUrl'),
+    // A secure line: TLS, SASL and registry auth as the stack's admin (a test overrides the user).
+    ...inject('stackSecurityEnv'),
     MODEL_PATH: resolve(ROOT, 'models/churn.onnx'),
     HTTP_PORT: '0',
     HTTP_HOST: '127.0.0.1',

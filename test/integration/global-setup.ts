@@ -31,6 +31,8 @@ declare module 'vitest' {
     stack: StackOptions;
     /** What this line runs against, for people: "Apache Kafka 4.4.0 (local stack)". */
     brokerLine: string;
+    /** A secure line's TLS/SASL/registry settings for the stack's admin (scorer env names; scripts/stack/security.ts), else {}. */
+    stackSecurityEnv: Record<string, string>;
   }
 }
 
@@ -38,10 +40,11 @@ declare module 'vitest' {
 function lineStack(line: BrokerLine, base: StackOptions = stackOptions()): StackOptions {
   const kafkaVersion = line.kafkaVersion ?? base.kafkaVersion;
   const brokers = line.brokers ?? base.brokers;
-  if (line.moved === undefined) return { ...base, kafkaVersion, brokers };
+  const security = line.security ?? 'none';
+  if (line.moved === undefined) return { ...base, kafkaVersion, brokers, security };
   const { portOffset, subdir } = line.moved;
   const { kafka, controller, registry } = base.ports;
-  return { dir: join(base.dir, subdir), ports: { ...base.ports, kafka: kafka + portOffset, controller: controller + portOffset, registry: registry + portOffset }, kafkaVersion, brokers };
+  return { dir: join(base.dir, subdir), ports: { ...base.ports, kafka: kafka + portOffset, controller: controller + portOffset, registry: registry + portOffset }, kafkaVersion, brokers, security };
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -49,7 +52,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (line === undefined) throw new Error(`global-setup: project ${project.name} is not a broker line in test/integration/lines.ts`);
   const say = (msg: string) => console.log(`${project.name}: ${msg}`);
   const stack = lineStack(line);
-  const provide = (kafkaBrokers: string, schemaRegistryUrl: string, stackMode: 'env' | 'docker' | 'local', brokerLine: string) => {
+  const provide = (kafkaBrokers: string, schemaRegistryUrl: string, stackMode: 'env' | 'docker' | 'local', brokerLine: string, securityEnv: Record<string, string> = {}) => {
+    project.provide('stackSecurityEnv', securityEnv);
     project.provide('kafkaBrokers', kafkaBrokers);
     project.provide('schemaRegistryUrl', schemaRegistryUrl);
     project.provide('stackMode', stackMode);
@@ -59,14 +63,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const envBrokers = process.env.KAFKA_BROKERS;
   const envRegistry = process.env.SCHEMA_REGISTRY_URL;
-  if (line.kafkaVersion === undefined && line.brokers === undefined && envBrokers && envRegistry) {
+  if (line.kafkaVersion === undefined && line.brokers === undefined && line.security === undefined && envBrokers && envRegistry) {
     say(`using KAFKA_BROKERS=${envBrokers} SCHEMA_REGISTRY_URL=${envRegistry} from the environment`);
     provide(envBrokers, envRegistry, 'env', `KAFKA_BROKERS=${envBrokers} (from the environment)`);
     return async () => undefined;
   }
 
-  // A cluster line kills and restarts its nodes by pid: it always runs the local stack.
-  const docker = stack.brokers > 1 ? undefined : await startContainers(stack.kafkaVersion).catch((err: unknown) => {
+  // A cluster line kills and restarts its nodes by pid, a secure line needs the stack's certificates and users: both always run the local stack.
+  const docker = stack.brokers > 1 || stack.security !== 'none' ? undefined : await startContainers(stack.kafkaVersion).catch((err: unknown) => {
     say(`no Docker engine (${(err as Error).message.split('\n')[0]}); using the local JVM stack`);
     return undefined;
   });
@@ -76,7 +80,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 
   const info = JSON.parse(await stackCli(['up', '--json'], stack, say)) as StackInfo;
-  provide(info.kafkaBrokers, info.schemaRegistryUrl, 'local', `Apache Kafka ${info.kafkaVersion} (local stack)`);
+  provide(info.kafkaBrokers, info.schemaRegistryUrl, 'local', `Apache Kafka ${info.kafkaVersion} (local stack${stack.security === 'none' ? '' : `, ${stack.security}`})`, info.securityEnv);
   return async () => {
     // Stop only what this run started; a stack the developer started stays up.
     if (info.started.length > 0) await stackCli(['down'], stack, say);

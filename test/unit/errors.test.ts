@@ -18,7 +18,7 @@ describe('ErrorCodes', () => {
     const byKind = (kind: string) => codes.filter((c) => ErrorCodes[c].kind === kind).sort();
     expect(byKind('permanent')).toEqual(['BAD_MAGIC_BYTE', 'INCOMPATIBLE_SCHEMA', 'INFERENCE_FAILED', 'INVALID_FEATURE', 'MALFORMED_PAYLOAD', 'RECORD_TOO_LARGE', 'UNKNOWN_SCHEMA_ID', 'UNSUPPORTED_SCHEMA_TYPE']);
     expect(byKind('transient')).toEqual(['KAFKA_UNAVAILABLE', 'REGISTRY_UNAVAILABLE', 'TRANSACTION_FAILED']);
-    expect(byKind('fatal')).toEqual(['BATCH_INFERENCE_FAILED', 'CONFIG_INVALID', 'MODEL_UNAVAILABLE', 'PRODUCER_FENCED', 'REGISTRY_REJECTED']);
+    expect(byKind('fatal')).toEqual(['BATCH_INFERENCE_FAILED', 'CONFIG_INVALID', 'KAFKA_AUTH_FAILED', 'KAFKA_NOT_AUTHORIZED', 'KAFKA_TLS_UNTRUSTED', 'MODEL_UNAVAILABLE', 'PRODUCER_FENCED', 'REGISTRY_REJECTED']);
   });
 });
 

@@ -2,7 +2,7 @@
 import type { Admin, ProducerConfig } from 'kafkajs';
 import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../src/ops/logger.js';
-import { type ChunkCommit, PartitionProducers, type TransactionalProducer, sendSlices } from '../../../src/stages/produce.js';
+import { type ChunkCommit, PartitionProducers, type PartitionProducersOptions, type TransactionalProducer, sendSlices } from '../../../src/stages/produce.js';
 
 const msg = (bytes: number, key = 'k') => ({ key, value: Buffer.alloc(bytes) });
 
@@ -113,11 +113,16 @@ function fakeProducers(committed: Record<number, string> = {}) {
       return p as unknown as TransactionalProducer;
     },
   };
+  const producers = new PartitionProducers({ ...baseOptions(committed), kafka, onTransaction: (r) => results.push(r) });
+  return { producers, made, results, last: () => made.at(-1) as FakeProducer };
+}
+
+function baseOptions(committed: Record<number, string> = {}): PartitionProducersOptions {
   const admin = {
     fetchOffsets: async () => [{ topic: 'in', partitions: Object.entries(committed).map(([partition, offset]) => ({ partition: Number(partition), offset, metadata: null })) }],
   } as unknown as Pick<Admin, 'fetchOffsets'>;
-  const producers = new PartitionProducers({
-    kafka,
+  return {
+    kafka: { producer: () => new FakeProducer('unused') as unknown as TransactionalProducer },
     admin,
     groupId: 'g',
     inputTopic: 'in',
@@ -125,9 +130,8 @@ function fakeProducers(committed: Record<number, string> = {}) {
     transactionTimeoutMs: 60_000,
     retry: { initialRetryTime: 20, retries: 8, maxRetryTime: 2_000 },
     logger: createLogger('silent'),
-    onTransaction: (r) => results.push(r),
-  });
-  return { producers, made, results, last: () => made.at(-1) as FakeProducer };
+    onTransaction: () => undefined,
+  };
 }
 
 const commitOf = (partition: number, out: number, dlq: number, nextOffset: bigint): ChunkCommit => ({
@@ -214,6 +218,20 @@ describe('PartitionProducers', () => {
     expect((last().txs[1] as FakeTx).calls).toEqual(['sendBatch out:1,dlq:1', 'sendOffsets g in/5@9']);
     expect(results).toEqual([]);
     await vi.waitFor(() => expect(producers.has(5)).toBe(false));
+  });
+
+  it('a missing ACL is KAFKA_NOT_AUTHORIZED (fatal, never retried as a transaction) naming the operation and the resource', async () => {
+    const { producers, last } = fakeProducers();
+    await producers.acquire(1);
+    last().fail.push({ step: 'sendBatch', error: kafkaError('TOPIC_AUTHORIZATION_FAILED') });
+    await expect(producers.commit(commitOf(1, 1, 1, 2n))).rejects.toMatchObject({ code: 'KAFKA_NOT_AUTHORIZED', kind: 'fatal', message: expect.stringContaining("needs Write on topic 'out' or 'dlq'") });
+    await producers.acquire(1);
+    last().fail.push({ step: 'sendOffsets', error: kafkaError('GROUP_AUTHORIZATION_FAILED') });
+    await expect(producers.commit(commitOf(1, 1, 0, 2n))).rejects.toMatchObject({ code: 'KAFKA_NOT_AUTHORIZED', message: expect.stringContaining("Read on group 'g'") });
+    const denied = kafkaError('TRANSACTIONAL_ID_AUTHORIZATION_FAILED');
+    const kafka = { producer: () => Object.assign(new FakeProducer('x'), { transaction: async () => Promise.reject(denied) }) as unknown as TransactionalProducer };
+    const refusing = new PartitionProducers({ ...baseOptions(), kafka, principal: 'User:scorer' });
+    await expect(refusing.acquire(4)).rejects.toMatchObject({ code: 'KAFKA_NOT_AUTHORIZED', message: expect.stringContaining("User:scorer needs Write on transactional id 'tx-g-in-4'") });
   });
 
   it('a fenced error nested in a kafkajs retry error is still recognised', async () => {
