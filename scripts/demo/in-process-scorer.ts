@@ -58,6 +58,7 @@ export async function startDemoScorer(stack: StackInfo, names: RunNames, log: Lo
       ...passed,
       KAFKA_BROKERS: stack.kafkaBrokers,
       SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+      ...stack.securityEnv,
       INPUT_TOPIC: names.input,
       OUTPUT_TOPIC: names.output,
       DLQ_TOPIC: names.dlq,

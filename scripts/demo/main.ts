@@ -8,6 +8,7 @@ import '../../src/kafka/kafkajs-fix.js'; // before kafkajs (imported by the modu
 import { Kafka, logLevel } from 'kafkajs';
 import { describeError } from '../../src/errors.js';
 import { POISON_KINDS } from '../lib/feature-events.js';
+import { kafkaSecurity } from '../lib/stack-env.js';
 import { type StackInfo, StackError, stackUp } from '../stack/stack.js';
 import type { DemoRun } from './context.js';
 import { type Terminal, createTerminal, int } from './format.js';
@@ -69,7 +70,8 @@ async function withRunTopics(opts: Options, term: Terminal, interrupts: Interrup
   const { st, print } = term;
   const names = newRunNames();
   const log = new LogSink(runLogPath(names));
-  const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-demo', brokers: stack.kafkaBrokers.split(','), logLevel: logLevel.WARN, logCreator: log.kafkaLogCreator() });
+  // A STACK_SECURITY=sasl_ssl stack: the demo's own clients speak it as the stack's admin (securityEnv).
+  const kafka = new Kafka({ clientId: 'kafka-onnx-scorer-demo', brokers: stack.kafkaBrokers.split(','), logLevel: logLevel.WARN, logCreator: log.kafkaLogCreator(), ...kafkaSecurity(stack.securityEnv) });
   const admin = kafka.admin();
   let scorer: DemoScorer | undefined;
   const restoreConsole = log.captureConsole();

@@ -28,6 +28,7 @@ export class Production {
     this.finished = produceEvents({
       brokers: stack.kafkaBrokers,
       registryUrl: stack.schemaRegistryUrl,
+      security: stack.securityEnv,
       topic: names.input,
       count: opts.count,
       rate: opts.rate,
