@@ -72,7 +72,8 @@ export function sendSlices(outputs: { topic: string; messages: Message[] }[]): {
 }
 
 /** kafkajs error names meaning this producer can never be used again. */
-const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is a missing ACL, reported as one by #failed, not a fencing.)
+const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING']);
 
 /**
  * kafkajs error names after which the producer's sequence numbers are out of step with the
@@ -82,7 +83,6 @@ const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCE
  * resets the sequences and completes the open transaction) and re-reads the committed offset.
  */
 const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID']);
-
 
 /** What the chunk processor needs from the produce stage: commit one chunk, all or nothing. */
 export interface ChunkCommitter {
@@ -177,8 +177,9 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     } catch (err) {
       await producer.disconnect().catch(() => undefined);
       const action = `initialising the transactional producer for partition ${partition}`;
-      if (authorizationFailure(err) === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED') throw this.#denied(err, action, `Write on transactional id '${this.transactionalId(partition)}' (e.g. a PREFIXED ACL on '${this.#opts.transactionalIdPrefix}-')`);
-      if (authorizationFailure(err) === 'CLUSTER_AUTHORIZATION_FAILED') throw this.#denied(err, action, 'IdempotentWrite on the cluster (brokers before 3.0; later ones accept Write on a topic instead)');
+      const denied = authorizationFailure(err);
+      if (denied === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED') throw this.#denied(err, action, `Write on transactional id '${this.transactionalId(partition)}' (e.g. a PREFIXED ACL on '${this.#opts.transactionalIdPrefix}-')`);
+      if (denied === 'CLUSTER_AUTHORIZATION_FAILED') throw this.#denied(err, action, 'IdempotentWrite on the cluster (brokers before 3.0; later ones accept Write on a topic instead)');
       throw new ScorerError('KAFKA_UNAVAILABLE', `${action} failed`, { cause: err });
     }
     this.#producers.set(partition, producer);
