@@ -7,6 +7,7 @@
  * With INFER_HTTP=true the HTTP port also answers Open Inference Protocol requests (serve/oip.ts).
  * Used by main.ts, the demo and the benchmark (which run it in-process), so it never exits the process.
  */
+import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Registry } from 'prom-client';
@@ -14,6 +15,7 @@ import type { Config } from './config.js';
 import { ScorerError, isTransient } from './errors.js';
 import { createGroupConsumer, createKafka, createRegistryRest, createSchemaRegistry } from './kafka/clients.js';
 import { authorizationFailure, checkBrokerTls, explainConnectFailure, notAuthorized, principalOf } from './kafka/access.js';
+import { stableOffsetsAdmin } from './kafka/kafkajs-kip447.js';
 import { prepareOutputSchema } from './kafka/registry.js';
 import { ensureTopics } from './kafka/topics.js';
 import { Lifecycle } from './lifecycle.js';
@@ -28,6 +30,7 @@ import { type Metrics, createInferHttpMetrics, createMetrics, zeroCounters } fro
 import { ChunkProcessor } from './stages/chunk.js';
 import { ConsumeStage, type PartitionProgress } from './stages/consume.js';
 import { PartitionProducers } from './stages/produce.js';
+import { PipelineProducers } from './stages/produce-pipeline.js';
 import { versionStages } from './stages/version-stages.js';
 import { createOipHandler } from './serve/oip.js';
 import { readSchema } from './serve/engine.js';
@@ -59,11 +62,13 @@ export interface StartOptions {
    * supervisor on the main thread owns the HTTP server and the lag poller, so this one starts neither.
    */
   embedded?: boolean;
+  /** Which pipeline of the process this is (PIPELINE_THREADS > 1), part of EOS v2's transactional ids. */
+  pipeline?: number;
   /** Turns tracing on with this exporter instead of the configured ones (tests). */
   spanExporter?: SpanExporter;
 }
 
-export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), embedded = false, spanExporter }: StartOptions = {}): Promise<RunningScorer> {
+export async function startScorer(config: Config, logger: Logger, { registry = new Registry(), embedded = false, pipeline = 0, spanExporter }: StartOptions = {}): Promise<RunningScorer> {
   const metrics = createMetrics(registry);
   zeroCounters(metrics, config.topics.input);
   const health = new Health(metrics);
@@ -128,18 +133,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     logger.info({ subject, schemaId: outputSchemaId, source }, source === 'registered' ? 'output schema registered' : 'output schema id checked');
 
     // producers, the chunk processor, the consumer.
-    const producers = new PartitionProducers({
-      kafka,
-      admin,
-      groupId: config.kafka.groupId,
-      inputTopic: config.topics.input,
-      transactionalIdPrefix: config.kafka.transactionalIdPrefix,
-      transactionTimeoutMs: config.kafka.transactionTimeoutMs,
-      retry: config.kafka.producerRetry,
-      logger: stageLogger(logger, 'produce'),
-      onTransaction: (result) => metrics.transactions.inc({ result }),
-      principal: principalOf(config),
-    });
+    const producers = createProducers(config, { kafka, admin, pipeline, logger: stageLogger(logger, 'produce'), onTransaction: (result) => metrics.transactions.inc({ result }) });
     const processor = new ChunkProcessor({
       models: served,
       stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId, scorerVersion: SCORER_VERSION, deadLetterMaxBytes: config.topics.dlqMaxMessageBytes }),
@@ -213,6 +207,23 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     if (isTransient(err)) throw new ScorerError(err.code, `start-up failed: ${err.message}`, { cause: err });
     throw err;
   }
+}
+
+/**
+ * The produce stage of EOS_MODE: v1, a transactional producer per input partition (fenced by its
+ * transactional id); v2, a few per pipeline (fenced by the group generation, KIP-447).
+ */
+function createProducers(config: Config, { kafka, admin, pipeline, logger, onTransaction }: { kafka: Kafka; admin: Admin; pipeline: number; logger: Logger; onTransaction(result: 'committed' | 'aborted'): void }): PartitionProducers | PipelineProducers {
+  const { kafka: k, topics } = config;
+  const common = { kafka, groupId: k.groupId, inputTopic: topics.input, transactionTimeoutMs: k.transactionTimeoutMs, retry: k.producerRetry, logger, onTransaction, principal: principalOf(config) };
+  if (k.eos.mode === 'v1') return new PartitionProducers({ ...common, admin, transactionalIdPrefix: k.transactionalIdPrefix });
+  return new PipelineProducers({
+    ...common,
+    admin: stableOffsetsAdmin(admin),
+    transactionalIdBase: `${k.transactionalIdPrefix}-${k.groupId}-${k.eos.instanceId}-${pipeline}`,
+    slots: k.eos.producers,
+    parallelRecords: k.eos.parallelRecords,
+  });
 }
 
 /** A consumer crash explained when it is a missing ACL (the group, the input topic), else as it came. */

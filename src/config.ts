@@ -6,7 +6,7 @@
  * per variable. Secrets never reach a message: values are echoed, secrets are not.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { type Entry, type Io, bool, brokers, directory, httpUrl, int, intOrAuto, jsonFile, oneOf, onnxFile, optional, pemFile, required, text, topic, withDefault } from './config/parsers.js';
 import { type TracingConfig, readTracingConfig } from './config/otel.js';
 import { REDACTED, quote } from './config/redact.js';
@@ -21,7 +21,8 @@ export const DEFAULTS = {
   TRANSACTIONAL_ID_PREFIX: 'kafka-onnx-scorer',
   KAFKA_SESSION_TIMEOUT_MS: 30_000, // ms
   KAFKA_HEARTBEAT_INTERVAL_MS: 3_000, // ms, must stay < session timeout / 3
-  KAFKA_TRANSACTION_TIMEOUT_MS: 60_000, // ms, broker caps it at transaction.max.timeout.ms (15 min)
+  KAFKA_TRANSACTION_TIMEOUT_MS: 60_000, // ms with EOS_MODE=v1; the broker caps it at transaction.max.timeout.ms (15 min)
+  EOS_MODE: 'v1', // 'v1': a transactional producer per input partition; 'v2': a few per pipeline, fenced by the group generation (KIP-447)
   PARTITIONS_CONSUMED_CONCURRENTLY: 8, // partitions processed in parallel per fetch
   FETCH_MAX_BYTES_PER_PARTITION: 1_048_576, // bytes (1 MiB)
   // bytes (3 MiB) per fetch response: a fetch's records stay alive until its transactions commit, so
@@ -67,6 +68,11 @@ export const FIXED = {
   CHUNK_MAX_RECORDS: 5_000, // records per transaction at most (a larger fetched batch is committed in several)
   PARTITION_RETRY: { initialDelayMs: 200, maxDelayMs: 10_000 }, // ms, backoff of a partition paused after a transient failure
   PRODUCER_RETRY: { initialRetryTime: 20, retries: 8, maxRetryTime: 2_000 }, // ms; short: CONCURRENT_TRANSACTIONS clears in ms
+  // ms, KAFKA_TRANSACTION_TIMEOUT_MS's default with EOS_MODE=v2 (Kafka Streams' exactly_once_v2 default):
+  // a dead member's open transaction holds its partitions' offsets until the broker aborts it, this long after it began.
+  EOS_V2_TRANSACTION_TIMEOUT_MS: 10_000,
+  EOS_V2_PRODUCERS: 3, // EOS_MODE=v2: transactions in flight at once per pipeline
+  EOS_V2_PARALLEL_RECORDS: 2_000, // EOS_MODE=v2: records waiting before a transaction starts beside a running one
   REGISTRY_TIMEOUT_MS: 10_000, // ms to wait for the registry per writer schema id
   INFERENCE_CLOSE_MS: 5_000, // ms for queued inference to finish at shutdown
   CRASH_STOP_MS: 5_000, // ms to stop after the consumer crashed for good, at most
@@ -86,6 +92,8 @@ export interface Config {
     sessionTimeoutMs: number;
     heartbeatIntervalMs: number;
     transactionTimeoutMs: number;
+    /** Exactly-once mode (src/stages/produce.ts for v1, produce-pipeline.ts for v2). */
+    eos: { mode: 'v1' | 'v2'; instanceId: string; producers: number; parallelRecords: number };
     partitionsConsumedConcurrently: number;
     chunkMaxRecords: number;
     partitionRetry: { initialDelayMs: number; maxDelayMs: number };
@@ -147,7 +155,11 @@ const SCHEMA = {
   // 6 s..5 min: the broker's default group.min/max.session.timeout.ms.
   KAFKA_SESSION_TIMEOUT_MS: withDefault(int(6_000, 300_000), DEFAULTS.KAFKA_SESSION_TIMEOUT_MS),
   KAFKA_HEARTBEAT_INTERVAL_MS: withDefault(int(100, 100_000), DEFAULTS.KAFKA_HEARTBEAT_INTERVAL_MS),
-  KAFKA_TRANSACTION_TIMEOUT_MS: withDefault(int(1_000, 900_000), DEFAULTS.KAFKA_TRANSACTION_TIMEOUT_MS),
+  // No table default: it depends on EOS_MODE (build()).
+  KAFKA_TRANSACTION_TIMEOUT_MS: optional(int(1_000, 900_000)),
+  EOS_MODE: withDefault(oneOf(['v1', 'v2'] as const), DEFAULTS.EOS_MODE),
+  // Default `<hostname>-<pid>`: differs between live processes, and stays the same for a container restarted in its pod.
+  EOS_INSTANCE_ID: optional(text),
   PARTITIONS_CONSUMED_CONCURRENTLY: withDefault(int(1, 256), DEFAULTS.PARTITIONS_CONSUMED_CONCURRENTLY),
   FETCH_MAX_BYTES_PER_PARTITION: withDefault(int(1, MAX_INT32), DEFAULTS.FETCH_MAX_BYTES_PER_PARTITION),
   FETCH_MAX_BYTES: withDefault(int(1, MAX_INT32), DEFAULTS.FETCH_MAX_BYTES),
@@ -348,7 +360,8 @@ function build(v: Values): Omit<Config, 'tracing'> {
       transactionalIdPrefix: v.TRANSACTIONAL_ID_PREFIX,
       sessionTimeoutMs: v.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatIntervalMs: v.KAFKA_HEARTBEAT_INTERVAL_MS,
-      transactionTimeoutMs: v.KAFKA_TRANSACTION_TIMEOUT_MS,
+      transactionTimeoutMs: v.KAFKA_TRANSACTION_TIMEOUT_MS ?? (v.EOS_MODE === 'v2' ? FIXED.EOS_V2_TRANSACTION_TIMEOUT_MS : DEFAULTS.KAFKA_TRANSACTION_TIMEOUT_MS),
+      eos: { mode: v.EOS_MODE, instanceId: v.EOS_INSTANCE_ID ?? `${hostname()}-${process.pid}`, producers: FIXED.EOS_V2_PRODUCERS, parallelRecords: FIXED.EOS_V2_PARALLEL_RECORDS },
       partitionsConsumedConcurrently: v.PARTITIONS_CONSUMED_CONCURRENTLY,
       chunkMaxRecords: FIXED.CHUNK_MAX_RECORDS,
       partitionRetry: { ...FIXED.PARTITION_RETRY },

@@ -285,3 +285,9 @@ const createStableOffsetsAdmin: AdminFactory = (options) =>
     },
   } satisfies StableOffsetsAdmin);
 replaceKafkajsModule('admin/index.js', ['index.js'], createStableOffsetsAdmin);
+
+/** `admin` with fetchStableOffsets (every admin made after this module loaded has it). */
+export function stableOffsetsAdmin<A extends object>(admin: A): A & StableOffsetsAdmin {
+  if (typeof (admin as Partial<StableOffsetsAdmin>).fetchStableOffsets !== 'function') throw new Error('bug: kafkajs admin without fetchStableOffsets (src/kafka/kafkajs-fix.ts must load before kafkajs)');
+  return admin as A & StableOffsetsAdmin;
+}

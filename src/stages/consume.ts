@@ -83,7 +83,11 @@ export class ConsumeStage {
       this.#opts.metrics.rebalances.inc();
       this.#log.info('rebalance started');
     });
-    this.#consumer.on(GROUP_JOIN, ({ payload }) => this.#onAssignment(payload.memberAssignment[opts.topic] ?? [], payload.memberId));
+    this.#consumer.on(GROUP_JOIN, ({ payload }) => {
+      // generationId: added by src/kafka/kafkajs-kip447.ts (kafkajs's own payload lacks it).
+      const { generationId } = payload as typeof payload & { generationId: number };
+      this.#onAssignment(payload.memberAssignment[opts.topic] ?? [], payload.memberId, generationId);
+    });
     this.#consumer.on(CRASH, ({ payload }) => {
       this.#log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
       if (!payload.restart) opts.onCrash(this.#denied ?? payload.error);
@@ -122,8 +126,9 @@ export class ConsumeStage {
     this.#state = 'stopped';
   }
 
-  #onAssignment(partitions: number[], memberId: string): void {
+  #onAssignment(partitions: number[], memberId: string, generationId: number): void {
     this.#joined = true;
+    this.#opts.leases.assigned?.({ generationId, memberId, partitions });
     const kept = new Set(partitions);
     for (const [partition, state] of this.#partitions) {
       if (kept.has(partition)) continue;
@@ -138,7 +143,7 @@ export class ConsumeStage {
     }
     this.#opts.metrics.partitionsPaused.set(this.#paused.size);
     this.#opts.metrics.partitionsAssigned.set(partitions.length);
-    this.#log.info({ memberId, partitions: [...partitions].sort((a, b) => a - b) }, 'partitions assigned');
+    this.#log.info({ memberId, generationId, partitions: [...partitions].sort((a, b) => a - b) }, 'partitions assigned');
   }
 
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {

@@ -72,8 +72,8 @@ export function sendSlices(outputs: { topic: string; messages: Message[] }[]): {
 }
 
 /** kafkajs error names meaning this producer can never be used again. */
-// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is a missing ACL, reported as one by #failed, not a fencing.)
-const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING']);
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is a missing ACL, reported as one by transactionFailure, not a fencing.)
+export const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING']);
 
 /**
  * kafkajs error names after which the producer's sequence numbers are out of step with the
@@ -82,7 +82,7 @@ const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCE
  * The producer is dropped; the next chunk initialises a new one (InitProducerId bumps the epoch,
  * resets the sequences and completes the open transaction) and re-reads the committed offset.
  */
-const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID']);
+export const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID']);
 
 /** What the chunk processor needs from the produce stage: commit one chunk, all or nothing. */
 export interface ChunkCommitter {
@@ -95,9 +95,18 @@ export interface ChunkCommitter {
   commit(chunk: ChunkCommit): Promise<void>;
 }
 
+/** A group assignment as the consumer joined it (GROUP_JOIN, with the generation: src/kafka/kafkajs-kip447.ts). */
+export interface GroupAssignment {
+  generationId: number;
+  memberId: string;
+  partitions: number[];
+}
+
 /** What the consume stage needs: a fenced producer per owned partition, and its committed offset. */
 export interface PartitionLeases {
   has(partition: number): boolean;
+  /** Told every assignment before its partitions are fetched (EOS v2 commits offsets under its generation). */
+  assigned?(assignment: GroupAssignment): void;
   /** Creates and initialises (fences) the partition's producer, then reads its committed offset. */
   acquire(partition: number): Promise<PartitionLease>;
   release(partition: number): Promise<void>;
@@ -242,21 +251,16 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
   }
 
   #failed(partition: number, err: unknown, what: string, topics: string[] = []): ScorerError {
-    const denied = authorizationFailure(err);
-    if (denied !== undefined) {
-      const needs =
-        denied === 'TOPIC_AUTHORIZATION_FAILED' ? `Write on topic ${topics.map((t) => `'${t}'`).join(' or ') || '(unknown)'} (the transaction wrote to ${topics.length > 1 ? 'these; kafkajs does not say which one refused' : 'it'})`
-        : denied === 'GROUP_AUTHORIZATION_FAILED' ? `Read on group '${this.#opts.groupId}' (committing offsets in the transaction)`
-        : denied === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED' ? `Write on transactional id '${this.transactionalId(partition)}'`
-        : 'the ACL named in the error';
-      return this.#denied(err, `${what} for partition ${partition}`, needs);
-    }
-    const type = kafkaErrorType(err);
-    if (type !== undefined && FATAL_PRODUCER_ERRORS.has(type)) {
-      void this.release(partition);
-      return new ScorerError('PRODUCER_FENCED', `${what} for partition ${partition} failed: ${type} (another instance owns ${this.transactionalId(partition)})`, { cause: err });
-    }
-    return new ScorerError('TRANSACTION_FAILED', `${what} for partition ${partition} failed${type ? `: ${type}` : ''}`, { cause: err });
+    const failure = transactionFailure(err, {
+      what: `${what} for partition ${partition}`,
+      topics,
+      groupId: this.#opts.groupId,
+      transactionalId: this.transactionalId(partition),
+      fenced: `another instance owns ${this.transactionalId(partition)}`,
+      ...(this.#opts.principal !== undefined && { principal: this.#opts.principal }),
+    });
+    if (failure.code === 'PRODUCER_FENCED') void this.release(partition);
+    return failure;
   }
 
   async release(partition: number): Promise<void> {
@@ -268,4 +272,37 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
   async releaseAll(): Promise<void> {
     await Promise.all([...this.#producers.keys()].map((p) => this.release(p)));
   }
+}
+
+export interface FailureContext {
+  /** What failed, for the message: "the transaction for partition 3". */
+  what: string;
+  /** Output topics the transaction wrote to (for a refused Write), [] after the send step. */
+  topics: string[];
+  groupId: string;
+  transactionalId: string;
+  /** Why a fenced producer was fenced, for the message. */
+  fenced: string;
+  principal?: string;
+}
+
+/**
+ * A failed transaction step as the consume stage handles it: a missing ACL (KAFKA_NOT_AUTHORIZED,
+ * fatal), a fenced producer (PRODUCER_FENCED: the partition is re-acquired) or anything else
+ * (TRANSACTION_FAILED: transient, the chunk is read again).
+ */
+export function transactionFailure(err: unknown, ctx: FailureContext): ScorerError {
+  const denied = authorizationFailure(err);
+  if (denied !== undefined) {
+    const { topics } = ctx;
+    const needs =
+      denied === 'TOPIC_AUTHORIZATION_FAILED' ? `Write on topic ${topics.map((t) => `'${t}'`).join(' or ') || '(unknown)'} (the transaction wrote to ${topics.length > 1 ? 'these; kafkajs does not say which one refused' : 'it'})`
+      : denied === 'GROUP_AUTHORIZATION_FAILED' ? `Read on group '${ctx.groupId}' (committing offsets in the transaction)`
+      : denied === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED' ? `Write on transactional id '${ctx.transactionalId}'`
+      : 'the ACL named in the error';
+    return notAuthorized(ctx.principal ?? "the scorer's principal", err, { action: ctx.what, needs });
+  }
+  const type = kafkaErrorType(err);
+  if (type !== undefined && FATAL_PRODUCER_ERRORS.has(type)) return new ScorerError('PRODUCER_FENCED', `${ctx.what} failed: ${type} (${ctx.fenced})`, { cause: err });
+  return new ScorerError('TRANSACTION_FAILED', `${ctx.what} failed${type ? `: ${type}` : ''}`, { cause: err });
 }

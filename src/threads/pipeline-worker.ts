@@ -47,7 +47,7 @@ async function pipelineMain({ index, config }: PipelineInit): Promise<void> {
   });
 
   try {
-    scorer = await startScorer(config, logger, { registry, embedded: true });
+    scorer = await startScorer(config, logger, { registry, embedded: true, pipeline: index });
   } catch (err) {
     await flushLogger(logger).catch(() => undefined);
     post({ type: 'start-failed', error: toWire(err) });

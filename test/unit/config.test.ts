@@ -123,6 +123,7 @@ describe('loadConfig', () => {
     ['HTTP_PORT', '-1', "HTTP_PORT: expected an integer from 0 to 65535, got '-1'"],
     ['INFER_MODE', 'gpu', "INFER_MODE: expected one of worker|main, got 'gpu'"],
     ['LOG_LEVEL', 'verbose', "LOG_LEVEL: expected one of fatal|error|warn|info|debug|trace|silent, got 'verbose'"],
+    ['EOS_MODE', 'v3', "EOS_MODE: expected one of v1|v2, got 'v3'"],
     ['INFER_SPINNING', 'maybe', "INFER_SPINNING: expected a boolean (true/false/1/0/yes/no), got 'maybe'"],
     ['SCHEMA_REGISTRY_URL', 'localhost:8081', "SCHEMA_REGISTRY_URL: expected an http or https URL, got 'localhost:8081'"],
     ['SCHEMA_REGISTRY_URL', 'ftp://registry', "SCHEMA_REGISTRY_URL: expected an http or https URL, got 'ftp://registry'"],
@@ -303,6 +304,21 @@ describe('loadConfig', () => {
   });
 });
 
+describe('EOS_MODE', () => {
+  it('v1 by default with a 60 s transaction timeout; v2 defaults it to 10 s and names its producers after host and pid; both take an explicit timeout and instance id', () => {
+    const v1 = loadConfig(base()).kafka;
+    expect(v1.eos.mode).toBe('v1');
+    expect(v1.transactionTimeoutMs).toBe(DEFAULTS.KAFKA_TRANSACTION_TIMEOUT_MS);
+    const v2 = loadConfig(base({ EOS_MODE: 'v2' })).kafka;
+    expect(v2.eos).toMatchObject({ mode: 'v2', producers: FIXED.EOS_V2_PRODUCERS, parallelRecords: FIXED.EOS_V2_PARALLEL_RECORDS });
+    expect(v2.eos.instanceId).toMatch(new RegExp(`-${process.pid}$`));
+    expect(v2.transactionTimeoutMs).toBe(FIXED.EOS_V2_TRANSACTION_TIMEOUT_MS);
+    const set = loadConfig(base({ EOS_MODE: 'v2', KAFKA_TRANSACTION_TIMEOUT_MS: '30000', EOS_INSTANCE_ID: 'scorer-0' })).kafka;
+    expect(set.transactionTimeoutMs).toBe(30_000);
+    expect(set.eos.instanceId).toBe('scorer-0');
+  });
+});
+
 describe('CONFIG_KEYS', () => {
   it('lists every variable once, CONFIG_FILE included', () => {
     expect(new Set(CONFIG_KEYS).size).toBe(CONFIG_KEYS.length);
@@ -310,6 +326,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(57); // 5 required + 36 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + CONFIG_FILE
+    expect(CONFIG_KEYS).toHaveLength(59); // 5 required + 36 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + KAFKA_TRANSACTION_TIMEOUT_MS + EOS_INSTANCE_ID + CONFIG_FILE
   });
 });
