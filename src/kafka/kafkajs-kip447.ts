@@ -291,3 +291,6 @@ export function stableOffsetsAdmin<A extends object>(admin: A): A & StableOffset
   if (typeof (admin as Partial<StableOffsetsAdmin>).fetchStableOffsets !== 'function') throw new Error('bug: kafkajs admin without fetchStableOffsets (src/kafka/kafkajs-fix.ts must load before kafkajs)');
   return admin as A & StableOffsetsAdmin;
 }
+
+/** The group metadata registered for `topics` (undefined: kafkajs's own v0/v1 request). */
+export const groupMetadataFor = (topics: object): GroupMetadata | undefined => groupMetadataOf.get(topics);

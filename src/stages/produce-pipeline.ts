@@ -59,6 +59,22 @@ interface Waiting {
   reject(err: unknown): void;
 }
 
+/**
+ * The outputs of several chunks, one entry per topic: a produce request must not name a
+ * partition twice (kafkajs would send each entry as its own record batch of the same partition).
+ */
+function byTopic(batch: readonly Waiting[]): ChunkCommit['outputs'] {
+  const topics = new Map<string, ChunkCommit['outputs'][number]['messages']>();
+  for (const { chunk } of batch) {
+    for (const { topic, messages } of chunk.outputs) {
+      const list = topics.get(topic);
+      if (list === undefined) topics.set(topic, [...messages]);
+      else for (const m of messages) list.push(m);
+    }
+  }
+  return [...topics].map(([topic, messages]) => ({ topic, messages }));
+}
+
 export class PipelineProducers implements ChunkCommitter, PartitionLeases {
   readonly #opts: PipelineProducersOptions;
   readonly #log: Logger;
@@ -238,7 +254,7 @@ export class PipelineProducers implements ChunkCommitter, PartitionLeases {
     try {
       tx = await producer.transaction();
       step = 'send';
-      for (const topicMessages of sendSlices(batch.flatMap((w) => w.chunk.outputs))) await tx.sendBatch({ topicMessages });
+      for (const topicMessages of sendSlices(byTopic(batch))) await tx.sendBatch({ topicMessages });
       step = 'offsets';
       const offsets = batch.map(({ chunk: c }) => ({ partition: c.partition, offset: c.nextOffset.toString(), ...(c.metadata !== undefined && { metadata: c.metadata }) }));
       await tx.sendOffsets({ consumerGroupId: this.#opts.groupId, topics: withGroupMetadata([{ topic: this.#opts.inputTopic, partitions: offsets }], group) });

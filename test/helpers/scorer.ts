@@ -33,6 +33,8 @@ export function scorerEnv(overrides: Record<string, string>): Record<string, str
     KAFKA_HEARTBEAT_INTERVAL_MS: '500',
     SHUTDOWN_TIMEOUT_MS: '20000',
     TOPIC_PARTITIONS: '6',
+    // The line's own settings (test/integration/lines.ts), e.g. EOS_MODE=v2.
+    ...inject('lineScorerEnv'),
     ...overrides,
   };
   if (overrides.MODEL_REPOSITORY !== undefined && overrides.MODEL_PATH === undefined) delete env.MODEL_PATH;

@@ -5,11 +5,15 @@
  * key exactly once: no loss, no duplicate — dead letters included, since they share the transaction.
  * Some instances run two pipelines in worker threads (PIPELINE_THREADS=2, src/threads/): killed,
  * drained by SIGTERM and joining a group of single-pipeline instances, at no extra test time.
+ * A zombie: an instance frozen (SIGSTOP) past its session timeout while another takes its
+ * partitions, then woken (SIGCONT) with its transactions half done, must be fenced, not commit.
+ * Every line runs this file; the integration-eos-v2 line does so with EOS_MODE=v2 (lines.ts).
  */
 import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';
 import { EventFactory, type OutMessage } from '../../scripts/lib/feature-events.js';
 import { createTopics, randomName, waitFor, waitForCommittedToEnd } from '../helpers/kafka.js';
+import { scrape } from '../helpers/net.js';
 import { processedSoFar as scoredSoFar, spawnScorer } from '../helpers/scorer.js';
 import { expectExactlyOnce as expectEveryKeyOnce, poisonCount, startStream } from '../helpers/stream.js';
 
@@ -72,6 +76,31 @@ describe('exactly once', () => {
     await waitForCommittedToEnd(t.group, t.input, 180_000);
     a.child.kill('SIGTERM');
     expect(await a.exited).toBe(0);
+    await expectExactlyOnce(stream.sent, t.output, t.dlq);
+  });
+
+  it('stays exactly once when an instance freezes (SIGSTOP) past its session timeout, another takes its partitions, and it wakes up (SIGCONT) as a zombie', { timeout: 300_000 }, async () => {
+    const { t, factory, env } = await setup('zombie');
+    const stream = startStream(factory, t.input);
+    const a = await spawnScorer('zombie-a', env);
+    const b = await spawnScorer('zombie-b', env);
+    await waitFor('both instances to score', async () => (await scoredSoFar(a)) >= 500 && (await scoredSoFar(b)) >= 500, 90_000, 50);
+    a.child.kill('SIGSTOP'); // frozen mid-stream, whatever it was doing: fetching, scoring, in a transaction
+    try {
+      await waitFor("B to own all 6 partitions (A's session timed out)", async () => (await scrape(b.port, 'scorer_partitions_assigned')) === 6, 90_000, 100);
+      const taken = await scoredSoFar(b);
+      await waitFor("B to score on A's partitions too", async () => (await scoredSoFar(b)) >= taken + 1_000, 90_000, 50);
+    } finally {
+      a.child.kill('SIGCONT'); // wakes with its old generation, producers and fetched records
+    }
+    await waitFor('A to rejoin and score again', async () => (await scrape(a.port, 'scorer_partitions_assigned')) > 0 && (await scrape(b.port, 'scorer_partitions_assigned')) < 6, 90_000, 100);
+    const woke = await scoredSoFar(a);
+    await waitFor('A to score after rejoining', async () => (await scoredSoFar(a)) > woke, 90_000, 50);
+    await stream.stop();
+    await waitForCommittedToEnd(t.group, t.input, 180_000);
+    for (const p of [a, b]) p.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    expect(await b.exited).toBe(0);
     await expectExactlyOnce(stream.sent, t.output, t.dlq);
   });
 });

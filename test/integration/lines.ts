@@ -22,6 +22,8 @@ export interface BrokerLine {
   brokers?: number;
   /** STACK_SECURITY of this line's stack (default: none). */
   security?: StackSecurity;
+  /** Scorer settings for every scorer this line's tests start (test/helpers/scorer.ts `scorerEnv`). */
+  scorerEnv?: Record<string, string>;
   /** Test files of this line (default: the whole suite, test/integration/). */
   include?: string[];
 }
@@ -34,6 +36,9 @@ export const SECURITY_TESTS = 'test/security/**/*.test.ts';
 export const BROKER_LINES: readonly BrokerLine[] = [
   { project: 'integration' },
   { project: 'integration-kafka39', kafkaVersion: '3.9.2', moved: { portOffset: 100, subdir: 'kafka39' } },
+  // The other exactly-once mode (EOS_MODE=v2: a few producers per pipeline, KIP-447 fencing) through
+  // the whole suite, on its own broker of the default release (ports + 300).
+  { project: 'integration-eos-v2', scorerEnv: { EOS_MODE: 'v2' }, moved: { portOffset: 300, subdir: 'eos-v2' } },
   // Failover needs a cluster: its own three nodes (ports + 1000, +100 per node), its own files
   // only, since every file there kills or restarts brokers and takes minutes.
   { project: 'integration-cluster', brokers: 3, include: [CLUSTER_TESTS], moved: { portOffset: 1000, subdir: 'cluster' } },

@@ -2,6 +2,7 @@
 import type { Admin, ProducerConfig } from 'kafkajs';
 import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../src/ops/logger.js';
+import { FakeProducer, type FakeTx, kafkaError } from '../../helpers/fake-producer.js';
 import { type ChunkCommit, PartitionProducers, type PartitionProducersOptions, type TransactionalProducer, sendSlices } from '../../../src/stages/produce.js';
 
 const msg = (bytes: number, key = 'k') => ({ key, value: Buffer.alloc(bytes) });
@@ -45,63 +46,6 @@ describe('sendSlices', () => {
 // PartitionProducers on fake kafkajs producers: what each transaction sends, and what a failure
 // leaves behind (aborted, dropped, fenced).
 // ---------------------------------------------------------------------------------------------
-
-interface FakeTx {
-  calls: string[];
-  sendBatch(args: { topicMessages: { topic: string; messages: unknown[] }[] }): Promise<void>;
-  sendOffsets(args: { consumerGroupId: string; topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }): Promise<void>;
-  commit(): Promise<void>;
-  abort(): Promise<void>;
-}
-
-/** A producer whose transactions record every call; `fail` makes one step throw. */
-class FakeProducer {
-  readonly transactionalId: string;
-  readonly txs: FakeTx[] = [];
-  connected = false;
-  disconnects = 0;
-  fail: { step: 'sendBatch' | 'sendOffsets' | 'commit' | 'abort' | 'begin'; error: unknown }[] = [];
-  constructor(transactionalId: string) {
-    this.transactionalId = transactionalId;
-  }
-  async connect(): Promise<void> {
-    this.connected = true;
-  }
-  async disconnect(): Promise<void> {
-    this.disconnects++;
-  }
-  #maybeFail(step: FakeProducer['fail'][number]['step']): void {
-    const i = this.fail.findIndex((f) => f.step === step);
-    if (i >= 0) throw (this.fail.splice(i, 1)[0] as { error: unknown }).error;
-  }
-  async transaction(): Promise<FakeTx> {
-    this.#maybeFail('begin');
-    const calls: string[] = [];
-    const tx: FakeTx = {
-      calls,
-      sendBatch: async ({ topicMessages }) => {
-        calls.push(`sendBatch ${topicMessages.map((t) => `${t.topic}:${t.messages.length}`).join(',')}`);
-        this.#maybeFail('sendBatch');
-      },
-      sendOffsets: async ({ consumerGroupId, topics }) => {
-        calls.push(`sendOffsets ${consumerGroupId} ${topics.map((t) => t.partitions.map((p) => `${t.topic}/${p.partition}@${p.offset}`).join(',')).join(',')}`);
-        this.#maybeFail('sendOffsets');
-      },
-      commit: async () => {
-        calls.push('commit');
-        this.#maybeFail('commit');
-      },
-      abort: async () => {
-        calls.push('abort');
-        this.#maybeFail('abort');
-      },
-    };
-    this.txs.push(tx);
-    return tx;
-  }
-}
-
-const kafkaError = (type: string): Error => Object.assign(new Error(type), { type });
 
 function fakeProducers(committed: Record<number, string> = {}) {
   const made: FakeProducer[] = [];
