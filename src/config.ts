@@ -22,7 +22,9 @@ export const DEFAULTS = {
   KAFKA_SESSION_TIMEOUT_MS: 30_000, // ms
   KAFKA_HEARTBEAT_INTERVAL_MS: 3_000, // ms, must stay < session timeout / 3
   KAFKA_TRANSACTION_TIMEOUT_MS: 60_000, // ms with EOS_MODE=v1; the broker caps it at transaction.max.timeout.ms (15 min)
-  EOS_MODE: 'v1', // 'v1': a transactional producer per input partition; 'v2': a few per pipeline, fenced by the group generation (KIP-447)
+  // 'v2': a few transactional producers per pipeline, fenced by the group generation (KIP-447; 5x fewer
+  // transactions on a live stream, README "Exactly once"); 'v1': one per input partition, fenced by its transactional id.
+  EOS_MODE: 'v2',
   PARTITIONS_CONSUMED_CONCURRENTLY: 8, // partitions processed in parallel per fetch
   FETCH_MAX_BYTES_PER_PARTITION: 1_048_576, // bytes (1 MiB)
   // bytes (3 MiB) per fetch response: a fetch's records stay alive until its transactions commit, so

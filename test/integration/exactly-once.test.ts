@@ -7,7 +7,7 @@
  * drained by SIGTERM and joining a group of single-pipeline instances, at no extra test time.
  * A zombie: an instance frozen (SIGSTOP) past its session timeout while another takes its
  * partitions, then woken (SIGCONT) with its transactions half done, must be fenced, not commit.
- * Every line runs this file; the integration-eos-v2 line does so with EOS_MODE=v2 (lines.ts).
+ * Every line runs this file (EOS_MODE=v2, the default); the integration-eos-v1 line with EOS_MODE=v1 (lines.ts).
  */
 import { RegistryRest } from '../../src/kafka/registry.js';
 import { describe, expect, inject, it } from 'vitest';

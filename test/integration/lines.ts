@@ -36,9 +36,9 @@ export const SECURITY_TESTS = 'test/security/**/*.test.ts';
 export const BROKER_LINES: readonly BrokerLine[] = [
   { project: 'integration' },
   { project: 'integration-kafka39', kafkaVersion: '3.9.2', moved: { portOffset: 100, subdir: 'kafka39' } },
-  // The other exactly-once mode (EOS_MODE=v2: a few producers per pipeline, KIP-447 fencing) through
-  // the whole suite, on its own broker of the default release (ports + 300).
-  { project: 'integration-eos-v2', scorerEnv: { EOS_MODE: 'v2' }, moved: { portOffset: 300, subdir: 'eos-v2' } },
+  // The other exactly-once mode (EOS_MODE=v1: a transactional producer per input partition, fenced
+  // by its id; the default is v2) through the whole suite, on its own broker of the default release (ports + 300).
+  { project: 'integration-eos-v1', scorerEnv: { EOS_MODE: 'v1' }, moved: { portOffset: 300, subdir: 'eos-v1' } },
   // Failover needs a cluster: its own three nodes (ports + 1000, +100 per node), its own files
   // only, since every file there kills or restarts brokers and takes minutes.
   { project: 'integration-cluster', brokers: 3, include: [CLUSTER_TESTS], moved: { portOffset: 1000, subdir: 'cluster' } },

@@ -130,7 +130,7 @@ describe('SASL_SSL, ACLs and registry auth', () => {
   it.each([
     { without: 'write-dlq' as const, says: (s: Setup) => [`'${s.dlq}'`, 'TOPIC_AUTHORIZATION_FAILED', 'Write on the output and dead-letter topics'] },
     { without: 'read-group' as const, says: (s: Setup) => [`Read on group '${s.group}'`, 'GROUP_AUTHORIZATION_FAILED'] },
-    { without: 'write-transactional-id' as const, says: (s: Setup) => [`Write on transactional id '${s.prefix}-${s.group}-${s.input}-`, 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'] },
+    { without: 'write-transactional-id' as const, says: (s: Setup) => [`Write on transactional id '${s.prefix}-${s.group}-`, 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'] },
   ])('without $without the scorer names the authorization that failed and exits 1', async ({ without, says }) => {
     const s = await setUp(without, { without: [without], good: 5 });
     const run = await runScorerToExit(randomName(`secure-${without}`), s.env);

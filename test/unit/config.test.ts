@@ -305,11 +305,11 @@ describe('loadConfig', () => {
 });
 
 describe('EOS_MODE', () => {
-  it('v1 by default with a 60 s transaction timeout; v2 defaults it to 10 s and names its producers after host and pid; both take an explicit timeout and instance id', () => {
-    const v1 = loadConfig(base()).kafka;
+  it('v2 by default with a 10 s transaction timeout and producers named after host and pid; v1 defaults the timeout to 60 s; both take an explicit timeout and instance id', () => {
+    const v1 = loadConfig(base({ EOS_MODE: 'v1' })).kafka;
     expect(v1.eos.mode).toBe('v1');
     expect(v1.transactionTimeoutMs).toBe(DEFAULTS.KAFKA_TRANSACTION_TIMEOUT_MS);
-    const v2 = loadConfig(base({ EOS_MODE: 'v2' })).kafka;
+    const v2 = loadConfig(base()).kafka;
     expect(v2.eos).toMatchObject({ mode: 'v2', producers: FIXED.EOS_V2_PRODUCERS, parallelRecords: FIXED.EOS_V2_PARALLEL_RECORDS });
     expect(v2.eos.instanceId).toMatch(new RegExp(`-${process.pid}$`));
     expect(v2.transactionTimeoutMs).toBe(FIXED.EOS_V2_TRANSACTION_TIMEOUT_MS);
