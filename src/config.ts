@@ -73,8 +73,8 @@ export const FIXED = {
   // ms, KAFKA_TRANSACTION_TIMEOUT_MS's default with EOS_MODE=v2 (Kafka Streams' exactly_once_v2 default):
   // a dead member's open transaction holds its partitions' offsets until the broker aborts it, this long after it began.
   EOS_V2_TRANSACTION_TIMEOUT_MS: 10_000,
-  EOS_V2_PRODUCERS: 3, // EOS_MODE=v2: transactions in flight at once per pipeline
-  EOS_V2_PARALLEL_RECORDS: 2_000, // EOS_MODE=v2: records waiting before a transaction starts beside a running one
+  EOS_V2_PRODUCERS: 6, // EOS_MODE=v2: transactions in flight at once per pipeline (a backlog's chunks commit in parallel, as with v1 on 6 partitions)
+  EOS_V2_PARALLEL_RECORDS: 2_000, // EOS_MODE=v2: records waiting before a transaction starts beside a running one, and most records merged into one
   REGISTRY_TIMEOUT_MS: 10_000, // ms to wait for the registry per writer schema id
   INFERENCE_CLOSE_MS: 5_000, // ms for queued inference to finish at shutdown
   CRASH_STOP_MS: 5_000, // ms to stop after the consumer crashed for good, at most

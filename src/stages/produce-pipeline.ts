@@ -13,9 +13,10 @@
  * aborts — at most the transaction timeout if that owner died (the broker then aborts it).
  *
  * Dispatch: a transaction starts as soon as a chunk is ready and no transaction is running;
- * chunks that become ready meanwhile wait and go together into the next one. A second (or third)
- * transaction runs beside the first only when enough records wait to be worth one of their own:
- * a backlog commits in parallel, a live stream in few, larger transactions.
+ * chunks that become ready meanwhile wait and go together into the next one, up to 2,000 records.
+ * Another transaction runs beside the first only when that many records wait: a live stream
+ * (small chunks) commits in few transactions, a backlog (5,000-record chunks) one per chunk, in
+ * parallel, as v1 does.
  *
  * Transactional ids: `<prefix>-<group>-<instance>-<pipeline>-<slot>`, one per producer slot. The
  * instance (EOS_INSTANCE_ID, default `<hostname>-<pid>`) must differ between live processes; a
@@ -234,16 +235,33 @@ export class PipelineProducers implements ChunkCommitter, PartitionLeases {
       const [slot, producer] = this.#idle.entries().next().value as [number, TransactionalProducer];
       this.#idle.delete(slot);
       this.#busy.add(slot);
-      // One generation per transaction (after a rebalance, chunks of the old one may still wait).
-      const { generationId } = (this.#waiting[0] as Waiting).group;
-      const batch = this.#waiting.filter((w) => w.group.generationId === generationId);
-      this.#waiting = this.#waiting.filter((w) => w.group.generationId !== generationId);
-      this.#waitingRecords = this.#waiting.reduce((n, w) => n + w.records, 0);
+      const batch = this.#take();
       void this.#transaction(slot, producer, batch).finally(() => {
         this.#busy.delete(slot);
         this.#schedule();
       });
     }
+  }
+
+  /**
+   * The next transaction's chunks, in arrival order: of one generation (after a rebalance, chunks
+   * of the old one may still wait), and no more once they hold `parallelRecords` records: big
+   * chunks (a backlog) are not worth merging and leave the rest to the other slots.
+   */
+  #take(): Waiting[] {
+    const { generationId } = (this.#waiting[0] as Waiting).group;
+    const batch: Waiting[] = [];
+    const left: Waiting[] = [];
+    let records = 0;
+    for (const w of this.#waiting) {
+      if (w.group.generationId === generationId && records < this.#opts.parallelRecords) {
+        batch.push(w);
+        records += w.records;
+      } else left.push(w);
+    }
+    this.#waiting = left;
+    this.#waitingRecords -= records;
+    return batch;
   }
 
   async #transaction(slot: number, producer: TransactionalProducer, batch: Waiting[]): Promise<void> {
