@@ -8,7 +8,8 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
-import { produceEvents } from '../../scripts/produce.js';
+import { type ProduceOptions, type ProduceSummary, produceEvents } from '../../scripts/produce.js';
+import { spawnModule } from '../../src/threads/spawn.js';
 import type { ModelKind } from '../../scripts/lib/feature-events.js';
 import { loadModel } from '../../src/model/manifest.js';
 import { type ProfileSummary, formatProfile, summarizeProfile } from './cpuprofile.js';
@@ -229,7 +230,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const cpuC = cpuSnapshot(scorer.pid, o.stackDir);
     const liveStartAt = performance.now();
     since = Date.now();
-    const live = await produceEvents({ brokers: o.brokers, registryUrl: o.registryUrl, topic: topics.input, count, rate, poison: 0, model: kind, partitions: 6, seed: 7 });
+    const live = await produceInWorker({ brokers: o.brokers, registryUrl: o.registryUrl, topic: topics.input, count, rate, poison: 0, model: kind, partitions: 6, seed: 7 });
     const liveProducedAt = performance.now();
     const cpuD = cpuSnapshot(scorer.pid, o.stackDir);
     const drainDeadline = performance.now() + 30_000;
@@ -284,4 +285,14 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     result.profiles = profiles;
   }
   return result;
+}
+
+/** produceEvents in a worker thread (live-producer.ts), so the latency reader keeps this event loop to itself. */
+function produceInWorker(options: ProduceOptions): Promise<ProduceSummary> {
+  const worker = spawnModule(new URL('./live-producer.ts', import.meta.url).href, options);
+  return new Promise((resolve, reject) => {
+    worker.once('message', (summary: ProduceSummary) => resolve(summary));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the live load generator exited (code ${code}) before reporting`)));
+  });
 }
