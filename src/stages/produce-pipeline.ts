@@ -106,10 +106,18 @@ export class PipelineProducers implements ChunkCommitter, PartitionLeases {
     return this.#leases.has(partition);
   }
 
+  /**
+   * A partition kept from the generation just before, by the same member, was ours throughout:
+   * nobody else committed it, so its lease moves to the new generation. After a gap (this member
+   * was dropped from the group, a frozen zombie that rejoined: a new member id, or generations
+   * it never saw) another member may have owned it meanwhile, and may still have a transaction
+   * open on it: every lease goes, and each partition re-reads its stable offset.
+   */
   assigned({ generationId, memberId, partitions }: GroupAssignment): void {
+    const previous = this.#group;
     this.#group = { generationId, memberId };
-    const kept = new Set(partitions);
-    // A partition kept across the rebalance was ours in both generations: its offsets commit under the new one.
+    const continuous = previous !== undefined && previous.memberId === memberId && generationId === previous.generationId + 1;
+    const kept = new Set(continuous ? partitions : []);
     for (const p of [...this.#leases.keys()]) {
       if (kept.has(p)) this.#leases.set(p, this.#group);
       else this.#leases.delete(p);

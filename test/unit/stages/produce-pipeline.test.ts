@@ -146,6 +146,16 @@ describe('PipelineProducers (EOS_MODE=v2)', () => {
     expect(generations).toEqual([7, 7, 8]);
   });
 
+  it('after a gap (a new member id, or a generation skipped: it was dropped from the group and rejoined) no lease is kept: each partition re-reads its stable offset', async () => {
+    const { producers } = setup();
+    await acquired(producers, [0, 1]);
+    producers.assigned({ generationId: 9, memberId: 'member-a', partitions: [0, 1] }); // 7 -> 9: generation 8 went on without it
+    expect([producers.has(0), producers.has(1)]).toEqual([false, false]);
+    await acquired(producers, [0, 1], { generationId: 10, memberId: 'member-a' });
+    producers.assigned({ generationId: 11, memberId: 'member-b', partitions: [0, 1] }); // a new member id: it was dropped
+    expect([producers.has(0), producers.has(1)]).toEqual([false, false]);
+  });
+
   it('waits through UNSTABLE_OFFSET_COMMIT (a previous owner\'s transaction still open) before reading a partition', async () => {
     const { producers, unstableLeft } = setup({ committed: { 4: 42n }, unstable: 3 });
     producers.assigned({ ...GROUP, partitions: [4] });
