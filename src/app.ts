@@ -215,8 +215,8 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
  */
 function createProducers(config: Config, { kafka, admin, pipeline, logger, onTransaction }: { kafka: Kafka; admin: Admin; pipeline: number; logger: Logger; onTransaction(result: 'committed' | 'aborted'): void }): PartitionProducers | PipelineProducers {
   const { kafka: k, topics } = config;
-  const common = { kafka, groupId: k.groupId, inputTopic: topics.input, transactionTimeoutMs: k.transactionTimeoutMs, retry: k.producerRetry, logger, onTransaction, principal: principalOf(config) };
-  if (k.eos.mode === 'v1') return new PartitionProducers({ ...common, admin, transactionalIdPrefix: k.transactionalIdPrefix });
+  const common = { kafka, groupId: k.groupId, inputTopic: topics.input, transactionalIdPrefix: k.transactionalIdPrefix, transactionTimeoutMs: k.transactionTimeoutMs, retry: k.producerRetry, logger, onTransaction, principal: principalOf(config) };
+  if (k.eos.mode === 'v1') return new PartitionProducers({ ...common, admin });
   return new PipelineProducers({
     ...common,
     admin: stableOffsetsAdmin(admin),

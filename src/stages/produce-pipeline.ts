@@ -29,7 +29,7 @@ import { ScorerError, isBug } from '../errors.js';
 import { authorizationFailure, kafkaErrorType, notAuthorized } from '../kafka/access.js';
 import { type GroupMetadata, type StableOffsetsAdmin, withGroupMetadata } from '../kafka/kafkajs-kip447.js';
 import { backoffDelay } from '../retry.js';
-import { BROKEN_PRODUCER_ERRORS, type ChunkCommit, type ChunkCommitter, type GroupAssignment, type PartitionLease, type PartitionLeases, type TransactionalProducer, sendSlices, transactionFailure } from './produce.js';
+import { BROKEN_PRODUCER_ERRORS, type ChunkCommit, type ChunkCommitter, type GroupAssignment, type PartitionLease, type PartitionLeases, type TransactionalProducer, initialiseProducer, sendSlices, transactionFailure } from './produce.js';
 
 /** Offset-commit refusals meaning the group moved on: the partition is no longer ours under that generation. */
 const GROUP_FENCING_ERRORS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
@@ -41,6 +41,8 @@ export interface PipelineProducersOptions {
   inputTopic: string;
   /** `<prefix>-<group>-<instance>-<pipeline>`; each slot adds `-<slot>`. */
   transactionalIdBase: string;
+  /** TRANSACTIONAL_ID_PREFIX (for a missing-ACL message). */
+  transactionalIdPrefix: string;
   transactionTimeoutMs: number;
   retry: { initialRetryTime: number; retries: number; maxRetryTime: number };
   /** Producers, i.e. transactions in flight at once. */
@@ -160,23 +162,10 @@ export class PipelineProducers implements ChunkCommitter, PartitionLeases {
     pending.catch(() => undefined); // acquire awaits it and reports the failure; the slot is tried again by the next acquire
   }
 
-  async #connect(slot: number): Promise<TransactionalProducer> {
+  #connect(slot: number): Promise<TransactionalProducer> {
+    const { kafka, transactionTimeoutMs, retry, transactionalIdPrefix, principal } = this.#opts;
     const transactionalId = this.transactionalId(slot);
-    const producer = this.#opts.kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: this.#opts.transactionTimeoutMs, retry: this.#opts.retry });
-    try {
-      await producer.connect();
-      // The first transaction() sends InitProducerId: it fences an earlier producer with this id and completes its open transaction.
-      const tx = await producer.transaction();
-      await tx.abort();
-      return producer;
-    } catch (err) {
-      await producer.disconnect().catch(() => undefined);
-      const action = `initialising transactional producer ${transactionalId}`;
-      const denied = authorizationFailure(err);
-      if (denied === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED') throw notAuthorized(this.#opts.principal ?? "the scorer's principal", err, { action, needs: `Write on transactional id '${transactionalId}' (e.g. a PREFIXED ACL on the TRANSACTIONAL_ID_PREFIX)` });
-      if (denied === 'CLUSTER_AUTHORIZATION_FAILED') throw notAuthorized(this.#opts.principal ?? "the scorer's principal", err, { action, needs: 'IdempotentWrite on the cluster (brokers before 3.0; later ones accept Write on a topic instead)' });
-      throw new ScorerError('KAFKA_UNAVAILABLE', `${action} failed`, { cause: err });
-    }
+    return initialiseProducer(kafka, { transactionalId, transactionTimeoutMs, retry, transactionalIdPrefix, action: `initialising transactional producer ${transactionalId}`, ...(principal !== undefined && { principal }) });
   }
 
   /**

@@ -167,30 +167,15 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
 
   async #connect(partition: number): Promise<TransactionalProducer> {
     await this.release(partition);
-    const producer = this.#opts.kafka.producer({
+    const { kafka, transactionTimeoutMs, retry, transactionalIdPrefix, principal } = this.#opts;
+    const producer = await initialiseProducer(kafka, {
       transactionalId: this.transactionalId(partition),
-      idempotent: true,
-      maxInFlightRequests: 1,
-      transactionTimeout: this.#opts.transactionTimeoutMs,
-      // A back-to-back transaction can meet CONCURRENT_TRANSACTIONS while the previous one's
-      // markers are written; kafkajs retries after initialRetryTime, so it is kept short.
-      retry: this.#opts.retry,
+      transactionTimeoutMs,
+      retry,
+      transactionalIdPrefix,
+      action: `initialising the transactional producer for partition ${partition}`,
+      ...(principal !== undefined && { principal }),
     });
-    try {
-      await producer.connect();
-      // connect() initialises only the idempotent (non-transactional) producer id; the first
-      // transaction() sends InitProducerId with our transactional id, which fences the previous
-      // owner and completes its open transaction. Abort the empty transaction right away.
-      const tx = await producer.transaction();
-      await tx.abort();
-    } catch (err) {
-      await producer.disconnect().catch(() => undefined);
-      const action = `initialising the transactional producer for partition ${partition}`;
-      const denied = authorizationFailure(err);
-      if (denied === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED') throw this.#denied(err, action, `Write on transactional id '${this.transactionalId(partition)}' (e.g. a PREFIXED ACL on '${this.#opts.transactionalIdPrefix}-')`);
-      if (denied === 'CLUSTER_AUTHORIZATION_FAILED') throw this.#denied(err, action, 'IdempotentWrite on the cluster (brokers before 3.0; later ones accept Write on a topic instead)');
-      throw new ScorerError('KAFKA_UNAVAILABLE', `${action} failed`, { cause: err });
-    }
     this.#producers.set(partition, producer);
     return producer;
   }
@@ -243,11 +228,6 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
       await this.release(partition);
       throw failure;
     }
-  }
-
-  /** A missing ACL: fatal (kafka/access.ts), never retried as a failed transaction. */
-  #denied(err: unknown, action: string, needs: string): ScorerError {
-    return notAuthorized(this.#opts.principal ?? "the scorer's principal", err, { action, needs });
   }
 
   #failed(partition: number, err: unknown, what: string, topics: string[] = []): ScorerError {
@@ -305,4 +285,48 @@ export function transactionFailure(err: unknown, ctx: FailureContext): ScorerErr
   const type = kafkaErrorType(err);
   if (type !== undefined && FATAL_PRODUCER_ERRORS.has(type)) return new ScorerError('PRODUCER_FENCED', `${ctx.what} failed: ${type} (${ctx.fenced})`, { cause: err });
   return new ScorerError('TRANSACTION_FAILED', `${ctx.what} failed${type ? `: ${type}` : ''}`, { cause: err });
+}
+
+export interface ProducerInit {
+  transactionalId: string;
+  transactionTimeoutMs: number;
+  /** kafkajs producer retry for one request (CONCURRENT_TRANSACTIONS after a back-to-back commit). */
+  retry: { initialRetryTime: number; retries: number; maxRetryTime: number };
+  /** For a missing-ACL message: the prefix a PREFIXED ACL names. */
+  transactionalIdPrefix: string;
+  /** What is being done, for messages: "initialising the transactional producer for partition 3". */
+  action: string;
+  principal?: string;
+}
+
+/**
+ * A transactional producer, connected and initialised. connect() initialises only the idempotent
+ * (non-transactional) producer id; the first transaction() sends InitProducerId with the
+ * transactional id, which fences an earlier producer with that id and completes its open
+ * transaction; the empty transaction is aborted right away. A refusal for want of an ACL is
+ * fatal (KAFKA_NOT_AUTHORIZED, naming it); anything else is transient (KAFKA_UNAVAILABLE).
+ */
+export async function initialiseProducer(kafka: { producer(config: ProducerConfig): TransactionalProducer }, init: ProducerInit): Promise<TransactionalProducer> {
+  const producer = kafka.producer({
+    transactionalId: init.transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    transactionTimeout: init.transactionTimeoutMs,
+    // A back-to-back transaction can meet CONCURRENT_TRANSACTIONS while the previous one's
+    // markers are written; kafkajs retries after initialRetryTime, so it is kept short.
+    retry: init.retry,
+  });
+  try {
+    await producer.connect();
+    const tx = await producer.transaction();
+    await tx.abort();
+    return producer;
+  } catch (err) {
+    await producer.disconnect().catch(() => undefined);
+    const who = init.principal ?? "the scorer's principal";
+    const denied = authorizationFailure(err);
+    if (denied === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED') throw notAuthorized(who, err, { action: init.action, needs: `Write on transactional id '${init.transactionalId}' (e.g. a PREFIXED ACL on '${init.transactionalIdPrefix}-')` });
+    if (denied === 'CLUSTER_AUTHORIZATION_FAILED') throw notAuthorized(who, err, { action: init.action, needs: 'IdempotentWrite on the cluster (brokers before 3.0; later ones accept Write on a topic instead)' });
+    throw new ScorerError('KAFKA_UNAVAILABLE', `${init.action} failed`, { cause: err });
+  }
 }

@@ -38,6 +38,7 @@ function setup({ committed = {} as Record<number, bigint>, unstable = 0, slots =
     groupId: 'g',
     inputTopic: 'in',
     transactionalIdBase: 'tx-g-host-1-0',
+    transactionalIdPrefix: 'tx',
     transactionTimeoutMs: 10_000,
     retry: { initialRetryTime: 20, retries: 8, maxRetryTime: 2_000 },
     slots,
