@@ -252,16 +252,32 @@ export class ConsumeStage {
       this.#partitions.delete(partition);
     }
     const tp = [{ topic, partitions: [partition] }];
-    this.#consumer.pause(tp);
+    this.#onConsumer('pause', () => this.#consumer.pause(tp));
     this.#paused.add(partition);
     this.#opts.metrics.partitionsPaused.set(this.#paused.size);
-    if (s.next !== undefined) this.#consumer.seek({ topic, partition, offset: s.next.toString() });
+    const next = s.next;
+    if (next !== undefined) this.#onConsumer('seek', () => this.#consumer.seek({ topic, partition, offset: next.toString() }));
     clearTimeout(s.resumeTimer);
     s.resumeTimer = setTimeout(() => {
       this.#paused.delete(partition);
       this.#opts.metrics.partitionsPaused.set(this.#paused.size);
       this.#log.info({ partition }, 'partition resumed');
-      if (this.#state === 'running') this.#consumer.resume(tp);
+      if (this.#state === 'running') this.#onConsumer('resume', () => this.#consumer.resume(tp));
     }, delay);
+  }
+
+  /**
+   * pause, seek or resume, which kafkajs refuses ("Consumer group was not initialized") while it
+   * restarts its consumer after a crash it retries (a broker lost for a while). Such a restart
+   * rejoins the group and fetches every assigned partition from its committed offset, unpaused:
+   * what the call was for, so the refusal is logged, not thrown (from a timer it would end the
+   * process).
+   */
+  #onConsumer(what: 'pause' | 'seek' | 'resume', call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, `consumer ${what} refused (the consumer is restarting; it rejoins and reads from the committed offsets)`);
+    }
   }
 }

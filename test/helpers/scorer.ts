@@ -16,6 +16,13 @@ import { ROOT } from '../../scripts/lib/feature-events.js';
 import { waitFor } from './kafka.js';
 import { freePort, scrape } from './net.js';
 
+/** A test scorer's log file: one directory per broker line (test/integration/lines.ts), so the lines' logs never mix. */
+function testLog(name: string): string {
+  const dir = resolve(ROOT, '.stack/logs', inject('lineName'));
+  mkdirSync(dir, { recursive: true });
+  return resolve(dir, `test-${name}.log`);
+}
+
 /** The scorer's environment for a test: the local stack, the churn model (or MODEL_REPOSITORY when given), quick group timeouts. */
 export function scorerEnv(overrides: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {
@@ -59,12 +66,11 @@ export interface ScorerProcess {
   exited: Promise<number | null>;
 }
 
-/** Spawns the scorer as its own process and resolves once /readyz answers 200. Logs go to .stack/logs/test-<name>.log. */
+/** Spawns the scorer as its own process and resolves once /readyz answers 200. Logs go to .stack/logs/<line>/test-<name>.log. */
 export async function spawnScorer(name: string, overrides: Record<string, string>): Promise<ScorerProcess> {
   const port = await freePort();
   const env = { ...process.env, ...scorerEnv({ ...overrides, HTTP_PORT: String(port), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
-  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
-  const log = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const log = createWriteStream(testLog(name), { flags: 'a' });
   const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
@@ -85,7 +91,7 @@ export async function spawnScorer(name: string, overrides: Record<string, string
     90_000,
     200,
   );
-  if (state === 'exited') throw new Error(`scorer ${name} exited during start-up (see .stack/logs/test-${name}.log)`);
+  if (state === 'exited') throw new Error(`scorer ${name} exited during start-up (see ${testLog(name)})`);
   return { child, port, exited };
 }
 
@@ -94,11 +100,10 @@ export async function processedSoFar(p: ScorerProcess): Promise<number> {
   return (await scrape(p.port, 'scorer_records_scored_total')) + (await scrape(p.port, 'scorer_records_dead_lettered_total'));
 }
 
-/** Runs the scorer as its own process until it exits by itself (a start-up failure); its log also goes to .stack/logs/test-<name>.log. */
+/** Runs the scorer as its own process until it exits by itself (a start-up failure); its log also goes to .stack/logs/<line>/test-<name>.log. */
 export async function runScorerToExit(name: string, overrides: Record<string, string>, timeoutMs = 90_000): Promise<{ code: number | null; log: string; ms: number }> {
   const env = { ...process.env, ...scorerEnv({ ...overrides, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
-  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
-  const file = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const file = createWriteStream(testLog(name), { flags: 'a' });
   const started = Date.now();
   const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -121,11 +126,10 @@ export interface JobProcess {
   exited: Promise<{ code: number | null; stdout: string }>;
 }
 
-/** Runs `kafka-onnx-scorer <args>` (a job subcommand) as its own process; stderr (logs, progress) to .stack/logs/test-<name>.log. */
+/** Runs `kafka-onnx-scorer <args>` (a job subcommand) as its own process; stderr (logs, progress) to .stack/logs/<line>/test-<name>.log. */
 export function spawnJob(name: string, args: string[], overrides: Record<string, string>): JobProcess {
   const env = { ...process.env, ...scorerEnv({ ...overrides, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info' }) };
-  mkdirSync(resolve(ROOT, '.stack/logs'), { recursive: true });
-  const log = createWriteStream(resolve(ROOT, `.stack/logs/test-${name}.log`), { flags: 'a' });
+  const log = createWriteStream(testLog(name), { flags: 'a' });
   const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));

@@ -31,6 +31,8 @@ declare module 'vitest' {
     stack: StackOptions;
     /** What this line runs against, for people: "Apache Kafka 4.4.0 (local stack)". */
     brokerLine: string;
+    /** This line's vitest project name (test logs go to .stack/logs/<it>/). */
+    lineName: string;
     /** Scorer settings of this line (e.g. EOS_MODE), given to every scorer a test starts (test/helpers/scorer.ts). */
     lineScorerEnv: Record<string, string>;
     /** A secure line's TLS/SASL/registry settings for the stack's admin (scorer env names; scripts/stack/security.ts), else {}. */
@@ -61,6 +63,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('stackMode', stackMode);
     project.provide('stack', stack);
     project.provide('lineScorerEnv', line.scorerEnv ?? {});
+    project.provide('lineName', line.project);
     project.provide('brokerLine', brokerLine);
   };
 

@@ -39,7 +39,10 @@ class FakeConsumer {
   pause(tp: { topic: string; partitions: number[] }[]) {
     this.calls.push(`pause ${tp[0]?.partitions.join(',')}`);
   }
+  /** Set: resume throws it, as kafkajs does while it restarts a crashed consumer. */
+  resumeRefusal: Error | undefined;
   resume(tp: { topic: string; partitions: number[] }[]) {
+    if (this.resumeRefusal !== undefined) throw this.resumeRefusal;
     this.calls.push(`resume ${tp[0]?.partitions.join(',')}`);
   }
   seek({ partition, offset }: { partition: number; offset: string }) {
@@ -212,6 +215,18 @@ describe('ConsumeStage: failures', () => {
     await vi.advanceTimersByTimeAsync(101);
     expect(t.consumer.calls).toContain('resume 0');
     expect(t.s.progress(0).paused).toBe(false);
+  });
+
+  it('a resume that kafkajs refuses while it restarts its consumer is logged, not thrown from the timer (it would end the process)', async () => {
+    vi.useFakeTimers();
+    const t = await stage(async () => {
+      throw new ScorerError('TRANSACTION_FAILED', 'aborted');
+    });
+    await t.eachBatch(payload(0, 0, 3).p);
+    t.consumer.resumeRefusal = new Error('Consumer group was not initialized, consumer#run must be called first');
+    await vi.advanceTimersByTimeAsync(1_000); // would throw out of the timer without the guard
+    expect(t.s.progress(0).paused).toBe(false);
+    expect(t.consumer.calls).not.toContain('resume 0');
   });
 
   it('a whole-batch inference failure pauses for the circuit cool-down, not the short backoff', async () => {
