@@ -85,7 +85,7 @@ describe('SASL_SSL, ACLs and registry auth', () => {
     expect(outputs).toHaveLength(300);
     expect(dead).toHaveLength(1);
     expect(new Set(seen.map((p) => `${p.partition}:${p.offset}`)).size).toBe(301);
-    const log = readFileSync(join(ROOT, '.stack/logs', `test-${name}.log`), 'utf8');
+    const log = readFileSync(join(ROOT, '.stack/logs', inject('lineName'), `test-${name}.log`), 'utf8');
     expect(log).toContain('consuming');
     expectNoPassword(log);
     expectNoPassword(metrics);
