@@ -249,11 +249,11 @@ const sendRequest = Object.getOwnPropertySymbols(Broker.prototype).find((s) => s
 if (sendRequest === undefined) throw new Error('kafkajs patch (kafkajs-kip447.ts): Broker has no private sendRequest method');
 const SEND = sendRequest;
 
-/** Throws unless the broker answers `apiKey` at `version` or above (it told in ApiVersions). */
-function requireVersion(broker: KafkajsBroker, apiKey: number, version: number, what: string): void {
-  const max = broker.versions?.[apiKey]?.maxVersion;
-  if (max === undefined || max < version) {
-    throw Object.assign(new Error(`${what} needs ${version === 3 ? 'TxnOffsetCommit v3' : 'OffsetFetch v7'} (Kafka 2.5 or later); this broker answers up to v${max ?? '?'}`), { retriable: false, type: 'UNSUPPORTED_VERSION' });
+/** Throws unless the broker answers the request's API at its version or above (it told in ApiVersions). */
+function requireVersion(broker: KafkajsBroker, { request }: ProtocolRequest): void {
+  const max = broker.versions?.[request.apiKey]?.maxVersion;
+  if (max === undefined || max < request.apiVersion) {
+    throw Object.assign(new Error(`EOS_MODE=v2 needs ${request.apiName} v${request.apiVersion} (Kafka 2.5 or later); this broker answers up to v${max ?? '?'}`), { retriable: false, type: 'UNSUPPORTED_VERSION' });
   }
 }
 
@@ -261,8 +261,9 @@ const originalTxnOffsetCommit = Broker.prototype.txnOffsetCommit;
 Broker.prototype.txnOffsetCommit = async function txnOffsetCommit(this: KafkajsBroker & Record<symbol, (r: ProtocolRequest) => Promise<unknown>>, args: TxnOffsetCommitArgs): Promise<unknown> {
   const group = groupMetadataOf.get(args.topics);
   if (group === undefined) return originalTxnOffsetCommit.call(this, args);
-  requireVersion(this, TXN_OFFSET_COMMIT, 3, 'EOS_MODE=v2');
-  return (this[SEND] as (r: ProtocolRequest) => Promise<unknown>).call(this, txnOffsetCommitV3({ ...args, ...group }));
+  const request = txnOffsetCommitV3({ ...args, ...group });
+  requireVersion(this, request);
+  return (this[SEND] as (r: ProtocolRequest) => Promise<unknown>).call(this, request);
 };
 
 interface AdminCluster {
@@ -280,8 +281,9 @@ const createStableOffsetsAdmin: AdminFactory = (options) =>
   Object.assign(createAdmin(options), {
     fetchStableOffsets: async (args: StableOffsetsArgs): Promise<StableOffsets> => {
       const coordinator = await options.cluster.findGroupCoordinator({ groupId: args.groupId });
-      requireVersion(coordinator, OFFSET_FETCH, 7, 'EOS_MODE=v2');
-      return (await (coordinator[SEND] as (r: ProtocolRequest) => Promise<unknown>).call(coordinator, offsetFetchStableV7(args))) as StableOffsets;
+      const request = offsetFetchStableV7(args);
+      requireVersion(coordinator, request);
+      return (await (coordinator[SEND] as (r: ProtocolRequest) => Promise<unknown>).call(coordinator, request)) as StableOffsets;
     },
   } satisfies StableOffsetsAdmin);
 replaceKafkajsModule('admin/index.js', ['index.js'], createStableOffsetsAdmin);

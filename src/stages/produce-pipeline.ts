@@ -67,6 +67,7 @@ interface Waiting {
  * partition twice (kafkajs would send each entry as its own record batch of the same partition).
  */
 function byTopic(batch: readonly Waiting[]): ChunkCommit['outputs'] {
+  if (batch.length === 1) return (batch[0] as Waiting).chunk.outputs; // a chunk names each topic once
   const topics = new Map<string, ChunkCommit['outputs'][number]['messages']>();
   for (const { chunk } of batch) {
     for (const { topic, messages } of chunk.outputs) {

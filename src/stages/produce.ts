@@ -73,7 +73,7 @@ export function sendSlices(outputs: { topic: string; messages: Message[] }[]): {
 
 /** kafkajs error names meaning this producer can never be used again. */
 // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is a missing ACL, reported as one by transactionFailure, not a fencing.)
-export const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING']);
+const FATAL_PRODUCER_ERRORS = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING']);
 
 /**
  * kafkajs error names after which the producer's sequence numbers are out of step with the
