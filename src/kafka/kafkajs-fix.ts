@@ -26,6 +26,8 @@ import './kafkajs-send.js';
 import './kafkajs-coordinators.js';
 // Errors that name what was refused: an authorization refusal while finding a coordinator is no "coordinator not found".
 import './kafkajs-authz.js';
+// The consume stage's chunks in flight commit before a rejoin of the group.
+import './kafkajs-rejoin.js';
 // KIP-447 (EOS_MODE=v2): the group generation, TxnOffsetCommit v3 and stable offset fetches.
 import './kafkajs-kip447.js';
 

@@ -23,6 +23,8 @@
  * reads first. Brokers since 2.5 accept both; Kafka 3.9 and 4.x are tested (test/integration/).
  */
 import { kafkajsModule, replaceKafkajsModule } from './kafkajs-patch.js';
+// Loading kafkajs's admin below loads its consumer, which captures its runner: patched first.
+import './kafkajs-rejoin.js';
 
 /** What TxnOffsetCommit v3 carries about the consumer: the member and the generation it consumed under. */
 export interface GroupMetadata {

@@ -7,6 +7,7 @@
  * retry without duplicates or loss), kafkajs-murmur2.ts,
  * kafkajs-produce.ts (record batch encoding), kafkajs-fetch.ts (record batch decoding),
  * kafkajs-coordinators.ts (transaction and group coordinators remembered per producer),
+ * kafkajs-rejoin.ts (the chunks in flight drained before the consumer rejoins its group),
  * kafkajs-kip447.ts (group generation in GROUP_JOIN, TxnOffsetCommit v3, OffsetFetch v7 require_stable),
  * kafkajs-authz.ts (an authorization refusal while finding a coordinator is thrown, not swallowed;
  * a prototype method, patched in place since BrokerPool instances are made at run time).

@@ -28,6 +28,20 @@ export interface Chunk {
   partition: number;
   /** Consecutive records of the partition, in offset order, none already committed. */
   messages: KafkaMessage[];
+  /**
+   * The partition's chunk before this one, still on its way (consume.ts hands a chunk over while
+   * the one before commits): true once it committed, false if it failed. This chunk commits only
+   * after a true, and never after a false (it would commit offsets past records not committed).
+   */
+  after?: Promise<boolean>;
+}
+
+/** A chunk not committed because the partition's chunk before it failed: it is read again with that one. */
+export class ChunkSuperseded extends Error {
+  override name = 'ChunkSuperseded';
+  constructor(partition: number) {
+    super(`partition ${partition}: the chunk before this one failed; this one is read again after it`);
+  }
 }
 
 /** What one version did with a committed chunk. */
@@ -103,7 +117,7 @@ export class ChunkProcessor implements ChunkHandler {
     }
   }
 
-  async #process({ topic, partition, messages }: Chunk, models: Lease, trace: ChunkTrace): Promise<ChunkResult> {
+  async #process({ topic, partition, messages, after }: Chunk, models: Lease, trace: ChunkTrace): Promise<ChunkResult> {
     const { committer, logger: log } = this.#opts;
     const last = messages[messages.length - 1];
     if (last === undefined) throw new Error('bug: empty chunk');
@@ -161,6 +175,7 @@ export class ChunkProcessor implements ChunkHandler {
 
     // produce: outputs + dead letters (+ shadow events) + the input offset in one transaction.
     const nextOffset = BigInt(last.offset) + 1n;
+    if (after !== undefined && !(await after)) throw new ChunkSuperseded(partition);
     await committer.commit({ partition, outputs, nextOffset });
     if (debug) log.debug({ topic, partition, nextOffset: nextOffset.toString() }, 'chunk: committed');
     return { scored: scoredMessages.length, deadLettered, eventTimes, nextOffset, versions };

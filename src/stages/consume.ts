@@ -2,20 +2,26 @@
  * Consume stage: the kafkajs consumer group and the per-partition loop around the pipeline.
  *
  * - read_committed, no auto-commit, eachBatch with several partitions in parallel;
- * - a partition is used only after its transactional producer fenced the previous owner; records
- *   below the committed offset read then are skipped (kafkajs cannot ask for stable offsets);
- * - each fetched batch is cut into chunks; one transaction per chunk, then resolveOffset;
+ * - a partition is used only after its lease is taken (the previous owner fenced, its committed
+ *   offset read); records below the committed offset are skipped;
+ * - each fetched batch is cut into chunks, each handed to the pipeline (scored, then committed in
+ *   its own transaction or one shared with other partitions' chunks) and resolved at once, so
+ *   kafkajs fetches again while the chunks commit; a partition has at most two chunks in the
+ *   pipeline and they commit in offset order (`Chunk.after`);
  * - a transient failure pauses the partition, seeks back to the first uncommitted record and
- *   resumes after a jittered backoff: never dead-lettered, never skipped, never committed past.
+ *   resumes after a jittered backoff: never dead-lettered, never skipped, never committed past;
+ *   the chunks behind the failed one commit nothing and are read again with it;
+ * - before a rejoin of the group and before stopping, the chunks in the pipeline settle.
  */
-import type { Consumer, EachBatchPayload } from 'kafkajs';
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
 import { ScorerError, describeError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
 import { backoffDelay } from '../retry.js';
-import type { ChunkHandler, ChunkResult } from './chunk.js';
+import { type ChunkHandler, type ChunkResult, ChunkSuperseded } from './chunk.js';
 import type { CircuitBreaker } from './infer/circuit.js';
 import type { PartitionLeases } from './produce.js';
+import { drainBeforeRejoin } from '../kafka/kafkajs-rejoin.js';
 
 /** The parts of a kafkajs consumer this stage uses (created by src/kafka/clients.ts; a test passes a fake). */
 export type GroupConsumer = Pick<Consumer, 'connect' | 'subscribe' | 'run' | 'disconnect' | 'pause' | 'resume' | 'seek' | 'on' | 'events'>;
@@ -45,9 +51,25 @@ export interface ConsumeOptions {
   onCrash(err: unknown): void;
 }
 
+/** Our own transient and fatal errors (a fenced producer, a broken batch): pause the partition and read the chunk again. */
+const retryable = (err: unknown): err is ScorerError => err instanceof ScorerError && err.kind !== 'permanent' && err.code !== 'MODEL_UNAVAILABLE' && err.code !== 'KAFKA_NOT_AUTHORIZED';
+
+/** Chunks of one partition in the pipeline at once: one committing, the next being scored. */
+const PIPELINE_DEPTH = 2;
+
 interface PartitionState {
-  /** Next offset to process: everything below is committed. undefined = nothing committed yet. */
+  /** Everything below is committed. undefined = nothing committed yet (or not known). */
   next: bigint | undefined;
+  /** Next offset to hand to the pipeline: the chunks below it are committed or on their way. undefined = `next`. */
+  handed: bigint | undefined;
+  /** The gate of the next chunk: true once every chunk handed before it committed, false if one failed. */
+  committed: Promise<boolean>;
+  /** First record timestamps of the chunks handed and not yet committed, oldest first (the lag poller's oldest pending). */
+  pending: number[];
+  /** Bumped by each failure: a chunk handed over before it that fails too is not handled again. */
+  epoch: number;
+  /** The chunks handed over and not yet settled, oldest first (true: committed). */
+  inPipeline: Promise<boolean>[];
   failures: number;
   resumeTimer?: NodeJS.Timeout;
 }
@@ -70,8 +92,11 @@ export class ConsumeStage {
   #inFlight = 0;
   #inFlightDrained: (() => void)[] = [];
   #joined = false;
-  /** A missing ACL this stage rethrew: what the crash reports (kafkajs wraps it and keeps only its cause). */
-  #denied: ScorerError | undefined;
+  /** Per partition: settles once every chunk handed over so far committed or failed. */
+  readonly #tails = new Map<number, Promise<void>>();
+  /** An error retrying cannot mend (a bug, a missing ACL, a lost model): reported, and thrown to kafkajs from the next batch. */
+  #fatal: Error | undefined;
+  #reported = false;
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
 
   constructor(opts: ConsumeOptions) {
@@ -90,7 +115,7 @@ export class ConsumeStage {
     });
     this.#consumer.on(CRASH, ({ payload }) => {
       this.#log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
-      if (!payload.restart) opts.onCrash(this.#denied ?? payload.error);
+      if (!payload.restart) this.#report(this.#fatal ?? payload.error);
     });
   }
 
@@ -112,16 +137,22 @@ export class ConsumeStage {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.#opts.partitionsConsumedConcurrently,
-      eachBatch: (payload) => this.#eachBatch(payload),
+      // Before kafkajs rejoins the group (a rebalance), the chunks handed over commit under the generation they were fetched in.
+      eachBatch: drainBeforeRejoin((payload) => this.#eachBatch(payload), () => this.settled()),
     });
   }
 
-  /** Stop fetching; the batch being processed finishes (and commits) first. Idempotent. */
+  /**
+   * Stop fetching; the chunks handed over finish (and commit) first, before the consumer leaves
+   * the group (their offsets are committed as its member). Idempotent.
+   */
   async stop(): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
     this.#state = 'stopping';
     for (const s of this.#partitions.values()) clearTimeout(s.resumeTimer);
+    await this.settled();
     await this.#consumer.disconnect();
+    await this.settled();
     await this.#opts.leases.releaseAll();
     this.#state = 'stopped';
   }
@@ -148,59 +179,145 @@ export class ConsumeStage {
 
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { topic, partition } = batch;
-    if (batch.messages.length === 0) return;
+    if (this.#fatal !== undefined) throw this.#fatal;
+    // Empty, or fetched before a failure paused the partition: its seek reads the records again after the backoff.
+    if (batch.messages.length === 0 || this.#paused.has(partition)) return;
     let state = this.#partitions.get(partition);
     try {
       if (state === undefined || !this.#opts.leases.has(partition)) {
+        // Chunks handed over before a failure or a revocation settle first: what they committed is where to go on.
+        await this.#tails.get(partition);
         const lease = await this.#opts.leases.acquire(partition);
-        state = { next: lease.committedOffset, failures: state?.failures ?? 0 };
+        state = { next: lease.committedOffset, handed: undefined, committed: Promise.resolve(true), pending: [], epoch: 0, inPipeline: [], failures: state?.failures ?? 0 };
         this.#partitions.set(partition, state);
+      } else if (state.handed === undefined) {
+        // The first chunk after a failure: the chunks handed before it settle first (one may still have committed).
+        await this.#tails.get(partition);
+        state.pending = [];
+        this.#trackPending(partition, state);
       }
       const current = state;
-      const pending = current.next === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= (current.next as bigint));
+      const epoch = current.epoch;
+      const from = current.handed ?? current.next;
+      const pending = from === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
       const skipped = batch.messages.length - pending.length;
-      if (skipped > 0) {
+      if (skipped > 0 && from !== undefined) {
         // Already committed by a previous owner (or by us before a rebalance): never process twice.
-        this.#log.info({ partition, skipped, committed: current.next?.toString() }, 'skipping records below the committed offset');
-        resolveOffset((current.next as bigint) > BigInt(batch.lastOffset()) ? batch.lastOffset() : ((current.next as bigint) - 1n).toString());
+        this.#log.info({ partition, skipped, committed: from.toString() }, 'skipping records below the committed offset');
+        resolveOffset(from > BigInt(batch.lastOffset()) ? batch.lastOffset() : (from - 1n).toString());
       }
       this.#opts.metrics.fetchLag.set({ topic, partition }, Number(batch.offsetLag()));
       const chunkMax = this.#opts.chunkMaxRecords;
+      // A chunk handed over before failed meanwhile: the rest is read again from its seek.
+      const failedMeanwhile = () => this.#partitions.get(partition) !== current || current.epoch !== epoch;
       for (let start = 0; start < pending.length; start += chunkMax) {
         if (!isRunning() || isStale()) return;
         const messages = pending.slice(start, start + chunkMax);
         this.#opts.metrics.recordsConsumed.inc({ topic }, messages.length);
-        if (!this.#pendingSince.has(partition)) this.#pendingSince.set(partition, Number(messages[0]?.timestamp));
+        // Room in the partition's pipeline: the chunk ahead commits while this one is scored.
+        while (current.inPipeline.length >= PIPELINE_DEPTH) await current.inPipeline[0];
         // Stopping while held at the gate: leave the chunk uncommitted (the next owner reads it) rather than drain it too.
-        if (!(await this.#admit(messages.length, heartbeat))) return;
-        let result: ChunkResult;
-        try {
-          result = await this.#opts.handler.process({ topic, partition, messages });
-        } finally {
+        if (failedMeanwhile() || !(await this.#admit(messages.length, heartbeat))) return;
+        if (failedMeanwhile() || !isRunning() || isStale()) {
           this.#release(messages.length);
+          return;
         }
-        current.next = result.nextOffset;
-        current.failures = 0;
-        resolveOffset((result.nextOffset - 1n).toString());
-        const following = pending[start + chunkMax];
-        if (following === undefined) this.#pendingSince.delete(partition);
-        else this.#pendingSince.set(partition, Number(following.timestamp));
-        this.#opts.onChunk(partition, result);
+        this.#hand(topic, partition, current, epoch, messages);
+        resolveOffset((messages[messages.length - 1] as KafkaMessage).offset);
         await heartbeat();
       }
     } catch (err) {
-      // Only our own transient/fatal errors are retried; anything else is a bug: let kafkajs
-      // crash the consumer (the process exits non-zero) rather than hide it as a retry.
-      // A lost model (every inference worker gone) is fatal too: exit and let the orchestrator restart us.
-      // So is a missing ACL: retrying cannot grant it, and a silent stall would hide it.
+      // Here (the lease, the heartbeat): only our own transient errors pause the partition. The rest
+      // goes to kafkajs as before: its own (a rebalance: it rejoins), a bug or a lost model (it
+      // crashes the consumer), a missing ACL (for good: it retries any error whose `retriable` is
+      // not false, its retry/index.js).
       if (err instanceof ScorerError && err.code === 'KAFKA_NOT_AUTHORIZED') {
-        // kafkajs retries any eachBatch error whose `retriable` is not false (its retry/index.js): crash now instead.
-        this.#denied = err;
-        throw Object.assign(err, { retriable: false });
+        this.#fatal = Object.assign(err, { retriable: false });
+        throw err;
       }
-      if (!(err instanceof ScorerError) || err.kind === 'permanent' || err.code === 'MODEL_UNAVAILABLE') throw err;
+      if (!retryable(err)) throw err;
       this.#pauseAfterFailure(topic, partition, state, err);
     }
+  }
+
+  /**
+   * Hands a chunk to the pipeline and returns: kafkajs fetches again while it is scored and
+   * committed (a fetch no longer waits for the transactions of the one before). A partition's
+   * chunks still commit in order: each waits for the one before (`Chunk.after`), and after a
+   * failure the ones behind it commit nothing and are read again with it.
+   */
+  #hand(topic: string, partition: number, state: PartitionState, epoch: number, messages: KafkaMessage[]): void {
+    // Nothing committed yet: the records below the first one fetched do not exist for this group (fetched from the beginning).
+    if (state.next === undefined) state.next = BigInt((messages[0] as KafkaMessage).offset);
+    state.handed = BigInt((messages[messages.length - 1] as KafkaMessage).offset) + 1n;
+    state.pending.push(Number(messages[0]?.timestamp));
+    this.#trackPending(partition, state);
+    const task = this.#opts.handler
+      .process({ topic, partition, messages, after: state.committed })
+      .then(
+        (result) => {
+          if (state.next === undefined || result.nextOffset > state.next) state.next = result.nextOffset;
+          state.failures = 0;
+          state.pending.shift();
+          this.#trackPending(partition, state);
+          this.#opts.onChunk(partition, result);
+          return true;
+        },
+        (err: unknown) => {
+          // Behind a chunk that failed (already handled), or of an epoch before the last failure: nothing more to do.
+          if (!(err instanceof ChunkSuperseded) && this.#partitions.get(partition) === state && state.epoch === epoch) this.#onFailure(topic, partition, state, err);
+          return false;
+        },
+      )
+      .catch((bug: unknown) => {
+        this.#onFailure(topic, partition, state, bug);
+        return false;
+      });
+    state.committed = task;
+    state.inPipeline.push(task);
+    void task.then(() => state.inPipeline.splice(state.inPipeline.indexOf(task), 1));
+    const tail = Promise.all([this.#tails.get(partition), task]).then(() => this.#release(messages.length));
+    this.#tails.set(partition, tail);
+    void tail.finally(() => {
+      if (this.#tails.get(partition) === tail) this.#tails.delete(partition);
+    });
+  }
+
+  #trackPending(partition: number, state: PartitionState): void {
+    if (this.#partitions.get(partition) !== state) return;
+    const oldest = state.pending[0];
+    if (oldest === undefined) this.#pendingSince.delete(partition);
+    else this.#pendingSince.set(partition, oldest);
+  }
+
+  /** Resolves once every chunk handed over so far committed or failed. */
+  async settled(): Promise<void> {
+    while (this.#tails.size > 0) await Promise.all(this.#tails.values());
+  }
+
+  /**
+   * A chunk in the pipeline failed. Only our own transient/fatal errors are retried; anything
+   * else is a bug: the consumer stops and the process exits non-zero rather than hide it as a
+   * retry. A lost model (every inference worker gone) is fatal too: exit and let the orchestrator
+   * restart us. So is a missing ACL: retrying cannot grant it, and a silent stall would hide it.
+   */
+  #onFailure(topic: string, partition: number, state: PartitionState, err: unknown): void {
+    if (retryable(err)) {
+      this.#pauseAfterFailure(topic, partition, state, err);
+      return;
+    }
+    if (this.#fatal !== undefined) return;
+    // Thrown to kafkajs from the next batch, for good (kafkajs retries any error whose `retriable` is not false).
+    this.#fatal = Object.assign(err instanceof Error ? err : new Error(String(err)), { retriable: false });
+    this.#log.error({ partition, err: describeError(err) }, 'consumer stopping: an error retrying cannot mend');
+    this.#report(err);
+  }
+
+  /** The consumer stopped for good: once, whichever way it is noticed first (a chunk here, or kafkajs's crash). */
+  #report(err: unknown): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    this.#opts.onCrash(err);
   }
 
   /**
@@ -239,30 +356,41 @@ export class ConsumeStage {
 
   /** Pause, seek back to the first uncommitted record, resume after backoff. */
   #pauseAfterFailure(topic: string, partition: number, state: PartitionState | undefined, err: ScorerError): void {
-    const s = state ?? { next: undefined, failures: 0 };
+    const s = state ?? { next: undefined, handed: undefined, committed: Promise.resolve(true), pending: [], epoch: 0, inPipeline: [], failures: 0 };
     this.#partitions.set(partition, s);
     s.failures += 1;
+    // The chunks handed over behind the failed one commit nothing; the next batch starts at the committed offset.
+    s.epoch += 1;
+    s.handed = undefined;
+    s.committed = Promise.resolve(true);
     const delay = err.code === 'BATCH_INFERENCE_FAILED' ? this.#opts.circuit.cooldownMs : backoffDelay(s.failures, this.#opts.retry);
     const code = err.code;
     this.#opts.metrics.retries.inc({ stage: err.stage, code });
     this.#log.warn({ partition, code, attempt: s.failures, retryInMs: delay, err: describeError(err) }, 'partition paused after a transient failure; will read the chunk again');
+    // Where to read again: the partition's committed offset once the chunks ahead of the failed one settled (one may still commit).
+    const ahead = this.#tails.get(partition) ?? Promise.resolve();
     if (code === 'PRODUCER_FENCED') {
-      // Another instance may own the partition now: re-acquire (fence) and re-read the committed offset.
-      s.next = undefined;
+      // Another instance may own the partition now: re-acquire (fence) and re-read the committed offset
+      // (the records from ours up to it are skipped then).
       this.#partitions.delete(partition);
     }
     const tp = [{ topic, partitions: [partition] }];
     this.#onConsumer('pause', () => this.#consumer.pause(tp));
     this.#paused.add(partition);
     this.#opts.metrics.partitionsPaused.set(this.#paused.size);
-    const next = s.next;
-    if (next !== undefined) this.#onConsumer('seek', () => this.#consumer.seek({ topic, partition, offset: next.toString() }));
+    // kafkajs was told each handed-over chunk was done (so it fetched on): seek it back to the first record not committed.
+    const sought = ahead.then(() => {
+      const next = s.next;
+      if (next !== undefined) this.#onConsumer('seek', () => this.#consumer.seek({ topic, partition, offset: next.toString() }));
+    });
     clearTimeout(s.resumeTimer);
     s.resumeTimer = setTimeout(() => {
-      this.#paused.delete(partition);
-      this.#opts.metrics.partitionsPaused.set(this.#paused.size);
-      this.#log.info({ partition }, 'partition resumed');
-      if (this.#state === 'running') this.#onConsumer('resume', () => this.#consumer.resume(tp));
+      void sought.then(() => {
+        this.#paused.delete(partition);
+        this.#opts.metrics.partitionsPaused.set(this.#paused.size);
+        this.#log.info({ partition }, 'partition resumed');
+        if (this.#state === 'running') this.#onConsumer('resume', () => this.#consumer.resume(tp));
+      });
     }, delay);
   }
 

@@ -6,7 +6,7 @@ import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { ScorerError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/ops/logger.js';
-import { ChunkProcessor } from '../../../src/stages/chunk.js';
+import { ChunkProcessor, ChunkSuperseded } from '../../../src/stages/chunk.js';
 import { DLQ_HEADERS } from '../../../src/stages/deadletter.js';
 import type { ChunkDecoder, DecodedChunk } from '../../../src/stages/decode/row-decoder.js';
 import type { ScoredEventEncoder } from '../../../src/stages/encode.js';
@@ -182,6 +182,19 @@ describe('ChunkProcessor', () => {
   it('passes a failed transaction on to the caller (which reads the chunk again)', async () => {
     const { p } = processor({ commitError: new ScorerError('TRANSACTION_FAILED', 'aborted') });
     await expect(p.process({ topic: 'in', partition: 0, messages: [record(0, 'ok:1')] })).rejects.toMatchObject({ code: 'TRANSACTION_FAILED' });
+  });
+
+  it('commits only after the chunk before it (Chunk.after) committed, and nothing when that one failed', async () => {
+    const { p, commits } = processor();
+    let before: (committed: boolean) => void = () => undefined;
+    const committing = p.process({ topic: 'in', partition: 0, messages: [record(3, 'ok:1')], after: new Promise<boolean>((r) => (before = r)) });
+    await new Promise((r) => setImmediate(r)); // scored and encoded meanwhile: only the commit waits
+    expect(commits).toEqual([]);
+    before(true);
+    await expect(committing).resolves.toMatchObject({ nextOffset: 4n });
+    expect(commits).toHaveLength(1);
+    await expect(p.process({ topic: 'in', partition: 0, messages: [record(4, 'ok:1')], after: Promise.resolve(false) })).rejects.toBeInstanceOf(ChunkSuperseded);
+    expect(commits).toHaveLength(1);
   });
 
   it('refuses an empty chunk as a bug', async () => {

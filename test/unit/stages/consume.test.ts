@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ScorerError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/ops/logger.js';
 import { createMetrics } from '../../../src/ops/metrics.js';
-import type { Chunk, ChunkResult } from '../../../src/stages/chunk.js';
+import { type Chunk, type ChunkResult, ChunkSuperseded } from '../../../src/stages/chunk.js';
 import { type ConsumeOptions, ConsumeStage, type GroupConsumer } from '../../../src/stages/consume.js';
 import type { PartitionLease, PartitionLeases } from '../../../src/stages/produce.js';
 
@@ -102,13 +102,17 @@ async function stage(handle: Handle = commitAll, opts: Partial<ConsumeOptions> =
   const leases = new FakeLeases();
   const chunks: { partition: number; offsets: string[] }[] = [];
   const metrics = createMetrics();
+  const crashes: unknown[] = [];
   const s = new ConsumeStage({
     consumer: consumer as unknown as GroupConsumer,
     topic: 'in',
     handler: {
-      process: (c) => {
+      // As the chunk processor: scored at once, committed only after the partition's chunk before it (Chunk.after).
+      process: async (c) => {
         chunks.push({ partition: c.partition, offsets: c.messages.map((m) => m.offset) });
-        return handle(c);
+        const result = await handle(c);
+        if (c.after !== undefined && !(await c.after)) throw new ChunkSuperseded(c.partition);
+        return result;
       },
     },
     leases,
@@ -120,12 +124,18 @@ async function stage(handle: Handle = commitAll, opts: Partial<ConsumeOptions> =
     retry: { initialDelayMs: 200, maxDelayMs: 10_000 },
     inFlight: { max: 50_000, resume: 25_000 },
     onChunk: () => undefined,
-    onCrash: () => undefined,
+    onCrash: (err) => crashes.push(err),
     ...opts,
   });
   await s.start();
-  const eachBatch = (p: EachBatchPayload) => (consumer.eachBatch as (p: EachBatchPayload) => Promise<void>)(p);
-  return { s, consumer, leases, chunks, metrics, eachBatch };
+  /** What kafkajs calls per fetched batch: returns once its chunks are handed over. */
+  const handOver = (p: EachBatchPayload) => (consumer.eachBatch as (p: EachBatchPayload) => Promise<void>)(p);
+  /** One batch, and everything handed over settled (committed or failed). */
+  const eachBatch = async (p: EachBatchPayload) => {
+    await handOver(p);
+    await s.settled();
+  };
+  return { s, consumer, leases, chunks, metrics, eachBatch, handOver, crashes };
 }
 
 afterEach(() => {
@@ -185,13 +195,134 @@ describe('ConsumeStage: offsets', () => {
     // Meanwhile the new owner committed up to 6: the re-acquired lease says so.
     t.leases.committed.set(0, 6n);
     expect(t.consumer.calls).toContain('pause 0');
-    expect(t.consumer.calls.some((c) => c.startsWith('seek'))).toBe(false); // offset unknown until re-acquired
+    expect(t.consumer.calls).toContain('seek 0@0'); // ours; the new owner's is read when re-acquired
     await vi.advanceTimersByTimeAsync(10_000);
     const again = payload(0, 0, 9);
     await t.eachBatch(again.p);
     expect(t.leases.acquired).toEqual([0, 0]);
     expect(t.chunks.at(-1)?.offsets).toEqual(['6', '7', '8', '9']);
     expect(again.resolved).toEqual(['5', '9']);
+  });
+});
+
+describe('ConsumeStage: fetching while chunks commit', () => {
+  /** A handler whose chunks each wait for `finish(firstOffset)` (or `fail`). */
+  function gated() {
+    const waiting = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
+    const handle: Handle = (c) =>
+      new Promise<void>((resolve, reject) => waiting.set((c.messages[0] as KafkaMessage).offset, { resolve, reject })).then(() => commitAll(c));
+    const started = (offset: number) => waiting.has(String(offset));
+    const finish = (offset: number) => waiting.get(String(offset))?.resolve();
+    const fail = (offset: number, err: unknown) => waiting.get(String(offset))?.reject(err);
+    return { handle, started, finish, fail };
+  }
+
+  it('hands a chunk over and returns before it commits: the offset is resolved, so kafkajs fetches on', async () => {
+    const g = gated();
+    const t = await stage(g.handle);
+    const b = payload(0, 0, 4);
+    await t.handOver(b.p);
+    expect(g.started(0)).toBe(true);
+    expect(b.resolved).toEqual(['4']);
+    expect(await t.metrics.inFlightRows.get()).toMatchObject({ values: [{ value: 5 }] });
+    expect(t.s.progress(0).oldestPendingAt).toBe(1700000000000);
+    g.finish(0);
+    await t.s.settled();
+    expect(await t.metrics.inFlightRows.get()).toMatchObject({ values: [{ value: 0 }] });
+    expect(t.s.progress(0).oldestPendingAt).toBeUndefined();
+  });
+
+  it('keeps at most two chunks of a partition in the pipeline: the third waits until the first settles', async () => {
+    const g = gated();
+    const t = await stage(g.handle, { chunkMaxRecords: 2 });
+    const b = payload(0, 0, 5);
+    const handing = t.handOver(b.p);
+    await vi.waitFor(() => expect(g.started(2)).toBe(true));
+    await new Promise((r) => setImmediate(r));
+    expect(g.started(4)).toBe(false);
+    expect(b.resolved).toEqual(['1', '3']);
+    g.finish(0);
+    await vi.waitFor(() => expect(g.started(4)).toBe(true));
+    await handing;
+    g.finish(2);
+    g.finish(4);
+    await t.s.settled();
+    expect(b.resolved).toEqual(['1', '3', '5']);
+  });
+
+  it('a chunk behind a failed one commits nothing and is no second failure; the partition reads both again from the committed offset', async () => {
+    vi.useFakeTimers();
+    const g = gated();
+    const committed: string[] = [];
+    const t = await stage(g.handle, { chunkMaxRecords: 3, onChunk: (_p, r) => committed.push(String(r.nextOffset)) });
+    t.leases.committed.set(0, 0n);
+    await t.handOver(payload(0, 0, 5).p);
+    g.finish(3); // scored, but its commit waits for the chunk ahead
+    g.fail(0, new ScorerError('TRANSACTION_FAILED', 'aborted'));
+    await t.s.settled();
+    expect(committed).toEqual([]);
+    expect(t.consumer.calls).toEqual(['connect', 'subscribe', 'pause 0', 'seek 0@0']);
+    expect(await t.metrics.retries.get()).toMatchObject({ values: [{ labels: { code: 'TRANSACTION_FAILED' }, value: 1 }] });
+    // A batch fetched before the pause is dropped (not resolved): the seek reads it again.
+    const early = payload(0, 6, 7);
+    await t.handOver(early.p);
+    expect(early.resolved).toEqual([]);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.consumer.calls).toContain('resume 0');
+    const again = payload(0, 0, 5);
+    await t.handOver(again.p);
+    g.finish(0);
+    g.finish(3);
+    await t.s.settled();
+    expect(committed).toEqual(['3', '6']);
+  });
+
+  it('when a chunk fails while the one ahead still commits, the seek waits for it and the re-read starts after what it committed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const g = gated();
+    const t = await stage(g.handle, { chunkMaxRecords: 3 });
+    t.leases.committed.set(0, 0n);
+    await t.handOver(payload(0, 0, 5).p);
+    g.fail(3, new ScorerError('REGISTRY_UNAVAILABLE', 'registry down'));
+    await new Promise((r) => setImmediate(r));
+    expect(t.consumer.calls).toEqual(['connect', 'subscribe', 'pause 0']); // no seek yet: the chunk ahead may still commit
+    g.finish(0);
+    await t.s.settled();
+    expect(t.consumer.calls).toEqual(['connect', 'subscribe', 'pause 0', 'seek 0@3']);
+    await vi.advanceTimersByTimeAsync(200);
+    const again = payload(0, 0, 5); // kafkajs may still deliver from before the seek: what is committed is skipped
+    await t.handOver(again.p);
+    expect(t.chunks.at(-1)?.offsets).toEqual(['3', '4', '5']);
+    expect(again.resolved).toEqual(['2', '5']);
+    g.finish(3);
+    await t.s.settled();
+  });
+
+  it("kafkajs's own errors in the batch (a rebalance, from the heartbeat) go back to kafkajs, which rejoins: no crash, no pause", async () => {
+    const t = await stage();
+    const b = payload(0, 0, 1);
+    const rebalancing = Object.assign(new Error('The group is rebalancing, so a rejoin is needed'), { name: 'KafkaJSProtocolError', type: 'REBALANCE_IN_PROGRESS' });
+    (b.p as { heartbeat: () => Promise<void> }).heartbeat = async () => Promise.reject(rebalancing);
+    await expect(t.handOver(b.p)).rejects.toBe(rebalancing);
+    await t.s.settled(); // the chunk handed over before the heartbeat still commits
+    expect(t.crashes).toEqual([]);
+    expect(t.consumer.calls).not.toContain('pause 0');
+    await t.eachBatch(payload(0, 2, 3).p);
+    expect(t.chunks.map((c) => c.offsets[0])).toEqual(['0', '2']);
+  });
+
+  it('stop() lets the chunks handed over commit before the consumer leaves the group', async () => {
+    const g = gated();
+    const t = await stage(g.handle);
+    await t.handOver(payload(0, 0, 1).p);
+    const stopping = t.s.stop();
+    await new Promise((r) => setImmediate(r));
+    expect(t.consumer.calls).not.toContain('disconnect');
+    expect(t.leases.held.size).toBe(1);
+    g.finish(0);
+    await stopping;
+    expect(t.consumer.calls).toContain('disconnect');
+    expect(t.leases.held.size).toBe(0);
   });
 });
 
@@ -205,7 +336,8 @@ describe('ConsumeStage: failures', () => {
     }, { chunkMaxRecords: 3 });
     const b = payload(0, 0, 5);
     await t.eachBatch(b.p);
-    expect(b.resolved).toEqual(['2']); // the first chunk committed, the second not
+    expect(b.resolved).toEqual(['2', '5']); // both handed over (kafkajs fetches on); the seek below moves kafkajs back
+    expect(t.chunks.map((c) => c.offsets[0])).toEqual(['0', '3']); // one attempt each: the first committed
     expect(t.consumer.calls).toEqual(['connect', 'subscribe', 'pause 0', 'seek 0@3']);
     expect(await t.metrics.retries.get()).toMatchObject({ values: [{ labels: { stage: 'produce', code: 'TRANSACTION_FAILED' }, value: 1 }] });
     expect(t.s.progress(0).paused).toBe(true);
@@ -267,9 +399,13 @@ describe('ConsumeStage: failures', () => {
     ['a bug', new TypeError('x is undefined')],
     ['a lost model', new ScorerError('MODEL_UNAVAILABLE', 'every worker died')],
     ['a permanent error that escaped its record', new ScorerError('INVALID_FEATURE', 'not caught')],
-  ])('%s is not retried: it crashes the consumer (kafkajs restarts or the process exits)', async (_what, error) => {
+  ])('%s is not retried: the consumer stops and the process exits', async (_what, error) => {
     const t = await stage(async () => Promise.reject(error));
-    await expect(t.eachBatch(payload(0, 0, 0).p)).rejects.toBe(error);
+    await t.eachBatch(payload(0, 0, 0).p);
+    expect(t.crashes).toEqual([error]);
+    // kafkajs is told by the next batch, for good (retriable: false), and nothing more is processed.
+    await expect(t.eachBatch(payload(1, 0, 0).p)).rejects.toMatchObject({ retriable: false });
+    expect(t.chunks.map((c) => c.partition)).toEqual([0]);
     expect(t.consumer.calls).not.toContain('pause 0');
   });
 });
