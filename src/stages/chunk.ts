@@ -19,7 +19,7 @@ import type { Role } from '../model/served.js';
 import { deadLetter } from './deadletter.js';
 import type { DecodedChunk } from './decode/row-decoder.js';
 import type { RowOutcome } from './infer/infer.js';
-import type { ChunkCommitter } from './produce.js';
+import type { ChunkCommit, ChunkCommitter } from './produce.js';
 import { routeChunk } from './route.js';
 import type { StagesFor, VersionStages } from './version-stages.js';
 
@@ -89,6 +89,9 @@ export interface ChunkProcessorOptions {
   tracer?: ChunkTracer;
 }
 
+/** A key of its own: kafkajs's is a view into the whole fetch response, which it would keep alive until the commit. */
+const copyOf = (key: Buffer | null): Buffer | null => (key === null ? null : Buffer.from(key));
+
 /** One version's records of a chunk, decoded and scored. */
 interface Scored {
   decoded: DecodedChunk;
@@ -102,23 +105,40 @@ export class ChunkProcessor implements ChunkHandler {
     this.#opts = opts;
   }
 
-  async process(chunk: Chunk): Promise<ChunkResult> {
+  /**
+   * Not async, and nothing waiting for the commit refers to the chunk: once its records are
+   * encoded, the fetched records (and the fetch response their keys and values are views into)
+   * can be collected while the transaction runs; the scored events carry copies of the keys.
+   */
+  process(chunk: Chunk): Promise<ChunkResult> {
     const lease = this.#opts.models.acquire();
     const trace = (this.#opts.tracer ?? NO_TRACING).startChunk(chunk);
-    try {
-      const result = await this.#process(chunk, lease, trace);
-      trace.end(result);
-      return result;
-    } catch (err) {
-      trace.fail(err);
-      throw err;
-    } finally {
-      lease.release();
-    }
+    const { partition, after } = chunk;
+    const debug = this.#opts.logger.isLevelEnabled('debug');
+    return this.#encode(chunk, lease, trace)
+      .then(async ({ commit, result }) => {
+        // produce: outputs + dead letters (+ shadow events) + the input offset in one transaction.
+        if (after !== undefined && !(await after)) throw new ChunkSuperseded(partition);
+        await this.#opts.committer.commit(commit);
+        if (debug) this.#opts.logger.debug({ partition, nextOffset: commit.nextOffset.toString() }, 'chunk: committed');
+        return result;
+      })
+      .then(
+        (result) => {
+          trace.end(result);
+          return result;
+        },
+        (err: unknown) => {
+          trace.fail(err);
+          throw err;
+        },
+      )
+      .finally(() => lease.release());
   }
 
-  async #process({ topic, partition, messages, after }: Chunk, models: Lease, trace: ChunkTrace): Promise<ChunkResult> {
-    const { committer, logger: log } = this.#opts;
+  /** The chunk scored and encoded: what to commit, and what to report once it is. */
+  async #encode({ topic, partition, messages }: Chunk, models: Lease, trace: ChunkTrace): Promise<{ commit: ChunkCommit; result: ChunkResult }> {
+    const { logger: log } = this.#opts;
     const last = messages[messages.length - 1];
     if (last === undefined) throw new Error('bug: empty chunk');
     const debug = log.isLevelEnabled('debug');
@@ -150,7 +170,7 @@ export class ChunkProcessor implements ChunkHandler {
       const envelope = decoded.envelopes[j];
       const count = versions[g] as VersionCount;
       if (outcome?.ok === true && envelope !== undefined) {
-        scoredMessages.push(trace.withContext(i, this.#opts.outputTopic, { key: m.key, value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)) }));
+        scoredMessages.push(trace.withContext(i, this.#opts.outputTopic, { key: copyOf(m.key), value: stages.encoder.encode(stages.encoder.scoredEvent(envelope, { topic, partition, offset: m.offset }, outcome, scoredTime)) }));
         eventTimes.push(envelope.event_time);
         count.scored++;
         return;
@@ -173,12 +193,8 @@ export class ChunkProcessor implements ChunkHandler {
       versions.push({ version: models.shadow.version, role: 'shadow', scored: shadowMessages.length, failed: shadowed.length - shadowMessages.length });
     }
 
-    // produce: outputs + dead letters (+ shadow events) + the input offset in one transaction.
     const nextOffset = BigInt(last.offset) + 1n;
-    if (after !== undefined && !(await after)) throw new ChunkSuperseded(partition);
-    await committer.commit({ partition, outputs, nextOffset });
-    if (debug) log.debug({ topic, partition, nextOffset: nextOffset.toString() }, 'chunk: committed');
-    return { scored: scoredMessages.length, deadLettered, eventTimes, nextOffset, versions };
+    return { commit: { partition, outputs, nextOffset }, result: { scored: scoredMessages.length, deadLettered, eventTimes, nextOffset, versions } };
   }
 
   /** One version's records (`indices`, or all) decoded and scored. */
@@ -210,7 +226,7 @@ export class ChunkProcessor implements ChunkHandler {
       const envelope = decoded.envelopes[j];
       if (outcome?.ok !== true || envelope === undefined) return;
       const m = messages[i] as KafkaMessage;
-      out.push(trace.withContext(i, served.topic, { key: m.key, value: encoder.encode(encoder.scoredEvent(envelope, { ...source, offset: m.offset }, outcome, scoredTime)) }));
+      out.push(trace.withContext(i, served.topic, { key: copyOf(m.key), value: encoder.encode(encoder.scoredEvent(envelope, { ...source, offset: m.offset }, outcome, scoredTime)) }));
     });
     return out;
   }

@@ -276,7 +276,8 @@ export class ConsumeStage {
     state.committed = task;
     state.inPipeline.push(task);
     void task.then(() => state.inPipeline.splice(state.inPipeline.indexOf(task), 1));
-    const tail = Promise.all([this.#tails.get(partition), task]).then(() => this.#release(messages.length));
+    const rows = messages.length; // not the records: they can go once the chunk is encoded (chunk.ts)
+    const tail = Promise.all([this.#tails.get(partition), task]).then(() => this.#release(rows));
     this.#tails.set(partition, tail);
     void tail.finally(() => {
       if (this.#tails.get(partition) === tail) this.#tails.delete(partition);

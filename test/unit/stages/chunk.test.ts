@@ -184,6 +184,17 @@ describe('ChunkProcessor', () => {
     await expect(p.process({ topic: 'in', partition: 0, messages: [record(0, 'ok:1')] })).rejects.toMatchObject({ code: 'TRANSACTION_FAILED' });
   });
 
+  it("gives each scored event a key of its own, not a view into the fetched record's buffer (which would keep the fetch response alive until the commit)", async () => {
+    const { p, commits } = processor();
+    const fetched = Buffer.from('k7|k8');
+    const messages = [record(7, 'ok:1'), record(8, 'ok:2')];
+    (messages[0] as { key: Buffer }).key = fetched.subarray(0, 2);
+    (messages[1] as { key: Buffer }).key = fetched.subarray(3, 5);
+    await p.process({ topic: 'in', partition: 0, messages });
+    fetched.fill(0); // the fetch response's memory is reused
+    expect(keys(commits[0] as ChunkCommit, 'out')).toEqual(['k7', 'k8']);
+  });
+
   it('commits only after the chunk before it (Chunk.after) committed, and nothing when that one failed', async () => {
     const { p, commits } = processor();
     let before: (committed: boolean) => void = () => undefined;
