@@ -56,23 +56,28 @@ const retryable = (err: unknown): err is ScorerError => err instanceof ScorerErr
 
 /** Chunks of one partition in the pipeline at once: one committing, the next being scored. */
 const PIPELINE_DEPTH = 2;
+const COMMITTED = Promise.resolve(true);
 
 interface PartitionState {
   /** Everything below is committed. undefined = nothing committed yet (or not known). */
   next: bigint | undefined;
   /** Next offset to hand to the pipeline: the chunks below it are committed or on their way. undefined = `next`. */
   handed: bigint | undefined;
-  /** The gate of the next chunk: true once every chunk handed before it committed, false if one failed. */
-  committed: Promise<boolean>;
   /** First record timestamps of the chunks handed and not yet committed, oldest first (the lag poller's oldest pending). */
   pending: number[];
   /** Bumped by each failure: a chunk handed over before it that fails too is not handled again. */
   epoch: number;
-  /** The chunks handed over and not yet settled, oldest first (true: committed). */
+  /**
+   * The chunks handed over in this epoch and not yet settled, oldest first (true: committed). The
+   * last is the next chunk's gate (`Chunk.after`); none: every chunk before it committed (one
+   * that failed bumped the epoch, and the next epoch starts once they all settled).
+   */
   inPipeline: Promise<boolean>[];
   failures: number;
   resumeTimer?: NodeJS.Timeout;
 }
+
+const freshState = (next: bigint | undefined, failures: number): PartitionState => ({ next, handed: undefined, pending: [], epoch: 0, inPipeline: [], failures });
 
 /** What the lag poller needs from the consumer, per partition. */
 export interface PartitionProgress {
@@ -188,7 +193,7 @@ export class ConsumeStage {
         // Chunks handed over before a failure or a revocation settle first: what they committed is where to go on.
         await this.#tails.get(partition);
         const lease = await this.#opts.leases.acquire(partition);
-        state = { next: lease.committedOffset, handed: undefined, committed: Promise.resolve(true), pending: [], epoch: 0, inPipeline: [], failures: state?.failures ?? 0 };
+        state = freshState(lease.committedOffset, state?.failures ?? 0);
         this.#partitions.set(partition, state);
       } else if (state.handed === undefined) {
         // The first chunk after a failure: the chunks handed before it settle first (one may still have committed).
@@ -253,7 +258,7 @@ export class ConsumeStage {
     state.pending.push(Number(messages[0]?.timestamp));
     this.#trackPending(partition, state);
     const task = this.#opts.handler
-      .process({ topic, partition, messages, after: state.committed })
+      .process({ topic, partition, messages, after: state.inPipeline.at(-1) ?? COMMITTED })
       .then(
         (result) => {
           if (state.next === undefined || result.nextOffset > state.next) state.next = result.nextOffset;
@@ -273,7 +278,6 @@ export class ConsumeStage {
         this.#onFailure(topic, partition, state, bug);
         return false;
       });
-    state.committed = task;
     state.inPipeline.push(task);
     void task.then(() => state.inPipeline.splice(state.inPipeline.indexOf(task), 1));
     const rows = messages.length; // not the records: they can go once the chunk is encoded (chunk.ts)
@@ -357,13 +361,12 @@ export class ConsumeStage {
 
   /** Pause, seek back to the first uncommitted record, resume after backoff. */
   #pauseAfterFailure(topic: string, partition: number, state: PartitionState | undefined, err: ScorerError): void {
-    const s = state ?? { next: undefined, handed: undefined, committed: Promise.resolve(true), pending: [], epoch: 0, inPipeline: [], failures: 0 };
+    const s = state ?? freshState(undefined, 0);
     this.#partitions.set(partition, s);
     s.failures += 1;
     // The chunks handed over behind the failed one commit nothing; the next batch starts at the committed offset.
     s.epoch += 1;
     s.handed = undefined;
-    s.committed = Promise.resolve(true);
     const delay = err.code === 'BATCH_INFERENCE_FAILED' ? this.#opts.circuit.cooldownMs : backoffDelay(s.failures, this.#opts.retry);
     const code = err.code;
     this.#opts.metrics.retries.inc({ stage: err.stage, code });
