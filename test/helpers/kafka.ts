@@ -72,8 +72,19 @@ export async function createTopics(topics: TestTopic[]): Promise<void> {
       sharedAdmin = undefined;
     });
   }
-  await sharedAdmin.createTopics({ waitForLeaders: true, topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1, replicationFactor: t.replicationFactor ?? 1, ...(t.configEntries ? { configEntries: t.configEntries } : {}) })) });
+  const admin = sharedAdmin;
+  // kafkajs's own leader wait (waitForLeaders) retries LEADER_NOT_AVAILABLE only; a broker that
+  // was just restarted (test/cluster) can answer UNKNOWN_TOPIC_OR_PARTITION for a topic the
+  // controller already created. So: create, then poll the metadata until every partition has a leader.
+  await admin.createTopics({ waitForLeaders: false, topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1, replicationFactor: t.replicationFactor ?? 1, ...(t.configEntries ? { configEntries: t.configEntries } : {}) })) });
   created.push(...topics.map((t) => t.topic));
+  await waitFor(`leaders for every partition of ${topics.map((t) => t.topic).join(', ')}`, async () => {
+    const { topics: meta } = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
+    return topics.every((t) => {
+      const partitions = meta.find((m) => m.name === t.topic)?.partitions ?? [];
+      return partitions.length === (t.numPartitions ?? 1) && partitions.every((p) => p.leader >= 0);
+    });
+  });
 }
 
 export type ReadMessage = KafkaMessage & {
