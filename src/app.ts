@@ -26,7 +26,7 @@ import { type HealthState, type HttpServer, startHttpServer } from './ops/http.j
 import { LagPoller } from './ops/lag.js';
 import { stageLogger } from './ops/logger.js';
 import { startTracing } from './ops/tracing.js';
-import { type Metrics, createInferHttpMetrics, createMetrics, zeroCounters } from './ops/metrics.js';
+import { type Metrics, createInferHttpMetrics, createMetrics, observeMany, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
 import { ConsumeStage, type PartitionProgress } from './stages/consume.js';
 import { PartitionProducers } from './stages/produce.js';
@@ -162,7 +162,8 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
         const now = Date.now();
         metrics.recordsScored.inc({ topic: config.topics.input, model: manifest.name }, result.scored);
         for (const [code, n] of Object.entries(result.deadLettered)) metrics.recordsDeadLettered.inc({ topic: config.topics.input, code }, n);
-        for (const t of result.eventTimes) metrics.endToEndLatency.observe((now - t) / 1000);
+        const { eventTimes } = result;
+        observeMany(metrics.endToEndLatency, eventTimes.length, (i) => (now - (eventTimes[i] as number)) / 1000);
         for (const { version, role, scored, failed } of result.versions) {
           if (scored > 0) metrics.versionRecordsScored.inc({ version, role }, scored);
           if (failed > 0) metrics.versionRecordsFailed.inc({ version, role }, failed);

@@ -8,7 +8,8 @@
  * Here one loop reads the records straight from the fetch buffer, and offsets and timestamps are
  * plain numbers while they are safe integers (always, in practice: 2^53 ms is year 287,396),
  * BigInt otherwise. The records are the objects kafkajs builds, field for field, with keys and
- * values still slices of the fetch buffer (test/unit/kafka/kafkajs-fetch.test.ts). Compressed
+ * values still slices of the fetch buffer, and one shared frozen object as the headers of every
+ * record without any (test/unit/kafka/kafkajs-fetch.test.ts). Compressed
  * batches and the legacy message sets keep kafkajs's decoder.
  */
 import { kafkajsModule, replaceKafkajsModule } from './kafkajs-patch.js';
@@ -128,10 +129,14 @@ function plus(base: number | undefined, baseBig: bigint, delta: number | bigint)
 }
 const safe = (v: bigint): number | undefined => (v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : undefined);
 
+/** The headers of every record that has none: one frozen object instead of one per record (nothing writes to a fetched record's headers). */
+const NO_HEADERS: Headers = Object.freeze({}) as Headers;
+
 /** kafkajs's header reduce: one property per key, repeated keys become an array. */
 function headerObject(reader: Reader): Headers {
-  const headers: Headers = {};
   const count = reader.varInt();
+  if (count === 0) return NO_HEADERS;
+  const headers: Headers = {};
   for (let i = 0; i < count; i++) {
     const key = String(reader.string());
     const value = reader.bytes();
@@ -182,12 +187,18 @@ export async function decodeRecordBatch(fetchDecoder: Decoder): Promise<BatchCon
   const firstTimestamp = safe(firstTimestampBig);
   const appendTime = context.timestampType === TimestampTypes.LOG_APPEND_TIME && context.maxTimestamp !== '';
   const reader = new Reader(buf, p + 49);
+  let lastDelta: number | bigint | undefined;
+  let timestamp = '';
   for (let i = 0; i < count; i++) {
     const recordLength = reader.varInt();
     const end = reader.pos + recordLength;
     const recordAttributes = buf.readInt8(reader.pos++);
     const timestampDelta = reader.varLong();
-    const timestamp = appendTime ? context.maxTimestamp : plus(firstTimestamp, firstTimestampBig, timestampDelta);
+    // Records of one batch often share their millisecond: the previous record's string is reused.
+    if (timestampDelta !== lastDelta) {
+      lastDelta = timestampDelta;
+      timestamp = appendTime ? context.maxTimestamp : plus(firstTimestamp, firstTimestampBig, timestampDelta);
+    }
     const offset = plus(firstOffset, firstOffsetBig, reader.varInt());
     const key = reader.bytes();
     const value = reader.bytes();
@@ -226,15 +237,21 @@ export function Batch(this: unknown, topic: string, fetchedOffset: string, parti
   batch.highWatermark = partitionData.highWatermark;
   batch.rawMessages = messages;
   // Records below the requested offset (a fetch can start earlier) are dropped, as kafkajs does.
-  const within = messages.filter((m) => {
+  const within = keepAll(messages, (m) => {
     const o = offsetValue(m.offset);
     return typeof o === typeof fetched ? o >= fetched : BigInt(o) >= BigInt(fetched);
   });
   batch.messagesWithinOffset = within;
   // kafkajs's filter as installed (src/kafka/kafkajs-fix.ts replaces it), looked up per batch.
   const filterAbortedMessages = kafkajsModule<(args: { messages: FetchedRecord[]; abortedTransactions: BatchPartitionData['abortedTransactions'] }) => FetchedRecord[]>('consumer/filterAbortedMessages.js');
-  batch.messages = filterAbortedMessages({ messages: within, abortedTransactions }).filter((m) => !m.isControlRecord);
+  batch.messages = keepAll(filterAbortedMessages({ messages: within, abortedTransactions }), (m) => !m.isControlRecord);
   return batch;
+}
+
+/** `records.filter(keep)`, but the same array when every record is kept (the usual case): no copy of a fetch's records per filter. */
+function keepAll(records: FetchedRecord[], keep: (m: FetchedRecord) => boolean): FetchedRecord[] {
+  for (let i = 0; i < records.length; i++) if (!keep(records[i] as FetchedRecord)) return records.filter(keep);
+  return records;
 }
 Batch.prototype = KafkajsBatch.prototype;
 

@@ -7,6 +7,7 @@
  * same function in Math.imul gives the same partition for every key, without allocating
  * (test/unit/kafka/kafkajs-murmur2.test.ts compares both on every key length up to 64 bytes).
  */
+import { randomBytes } from 'node:crypto';
 import { replaceKafkajsModule } from './kafkajs-patch.js';
 
 const SEED = 0x9747b28c;
@@ -39,4 +40,36 @@ export function murmur2(key: Buffer | string | number): number {
   return h | 0;
 }
 
+interface PartitionArgs {
+  topic: string;
+  partitionMetadata: { partitionId: number; leader: number }[];
+  message: { partition?: number | null; key?: Buffer | string | null };
+}
+
+/**
+ * kafkajs 2.2.4's partitioner factory (producer/partitioners/legacy/partitioner.js, which the
+ * default partitioner is made with), with one change: kafkajs filters the partitions with a
+ * leader for every message, an array per message that only a message with neither partition nor
+ * key needs; here it is filtered for those only. Every scored event has a key. Same choices in
+ * the same order, round-robin counter included (test/unit/kafka/kafkajs-murmur2.test.ts).
+ */
+export function createPartitionerFactory(hash: (key: Buffer | string) => number) {
+  const toPositive = (x: number): number => x & 0x7fffffff;
+  return () => {
+    const counters: Record<string, number> = {};
+    return ({ topic, partitionMetadata, message }: PartitionArgs): number => {
+      if (!(topic in counters)) counters[topic] = randomBytes(32).readUInt32BE(0);
+      const numPartitions = partitionMetadata.length;
+      if (message.partition !== null && message.partition !== undefined) return message.partition;
+      if (message.key !== null && message.key !== undefined) return toPositive(hash(message.key)) % numPartitions;
+      const counter = (counters[topic] as number) + 1;
+      counters[topic] = counter;
+      const availablePartitions = partitionMetadata.filter((p) => p.leader >= 0);
+      if (availablePartitions.length > 0) return (availablePartitions[toPositive(counter) % availablePartitions.length] as { partitionId: number }).partitionId;
+      return toPositive(counter) % numPartitions; // no partition has a leader: a non-available one
+    };
+  };
+}
+
 replaceKafkajsModule('producer/partitioners/default/murmur2.js', ['producer/partitioners/default/index.js'], murmur2);
+replaceKafkajsModule('producer/partitioners/legacy/partitioner.js', ['producer/partitioners/default/index.js', 'producer/partitioners/legacy/index.js'], createPartitionerFactory);

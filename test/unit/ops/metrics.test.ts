@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createMetrics, zeroCounters } from '../../../src/ops/metrics.js';
+import { createMetrics, observeMany, zeroCounters } from '../../../src/ops/metrics.js';
 
 const OURS = /^(scorer_|kafka_consumergroup_)/;
 
@@ -143,5 +143,34 @@ describe('createMetrics', () => {
     expect(text).toContain('scorer_deployment_changes_total{result="refused"} 0');
     // Fatal codes are not retries of a transient failure: not pre-created.
     expect(text).not.toContain('PRODUCER_FENCED');
+  });
+
+  describe('observeMany', () => {
+    // On bounds, between them, above the last (only +Inf), at 0 and below.
+    const values = [0.005, 0.0049, 0.04, 0.1, 0.10001, 59.9, 60, 61, 1_000, 0, -0.5, 0.25, 0.25];
+
+    it('gives the exposition that one observe() per value gives', async () => {
+      const each = createMetrics(new Registry());
+      for (const v of values) each.endToEndLatency.observe(v);
+      const many = createMetrics(new Registry());
+      observeMany(many.endToEndLatency, values.length, (i) => values[i] as number);
+      observeMany(many.endToEndLatency, 0, () => Number.NaN); // nothing to observe: nothing read
+      const text = async (r: Registry) => (await r.metrics()).split('\n').filter((l) => l.startsWith('scorer_end_to_end_latency_seconds')).join('\n');
+      expect(await text(many.registry)).toBe(await text(each.registry));
+      expect(await text(many.registry)).toContain('scorer_end_to_end_latency_seconds_count 13');
+    });
+
+    it("counts into prom-client's own series (the fields it was written against are there)", () => {
+      const m = createMetrics(new Registry());
+      m.endToEndLatency.observe(1);
+      const internals = m.endToEndLatency as unknown as { upperBounds: number[]; hashMap: Record<string, { sum: number; count: number; bucketValues: Record<number, number> }> };
+      expect(internals.upperBounds).toContain(1);
+      expect(internals.hashMap['']).toMatchObject({ sum: 1, count: 1, bucketValues: expect.objectContaining({ 1: 1 }) });
+    });
+
+    it('refuses a value that is not a number, as observe() does', () => {
+      const m = createMetrics(new Registry());
+      expect(() => observeMany(m.endToEndLatency, 2, (i) => (i === 0 ? 1 : Number.NaN))).toThrow(/not a valid number/);
+    });
   });
 });
