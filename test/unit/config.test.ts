@@ -49,14 +49,15 @@ describe('loadConfig', () => {
     expect(c.kafka.groupId).toBe(DEFAULTS.GROUP_ID);
     expect(c.kafka.sessionTimeoutMs).toBe(30_000);
     expect(c.kafka.heartbeatIntervalMs).toBe(3_000);
-    expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 3_145_728, minBytes: 1, maxWaitTimeMs: 100 });
+    expect(c.kafka.fetch).toEqual({ maxBytesPerPartition: 1_048_576, maxBytes: 1_048_576, minBytes: 1, maxWaitTimeMs: 100 });
     expect(c.kafka.ssl).toEqual({ enabled: false, rejectUnauthorized: true });
     expect(c.kafka.sasl).toBeUndefined();
     expect(c.topics).toEqual({ input: 'features', output: 'scores', dlq: 'features.dlq', dlqMaxMessageBytes: 1_000_000, partitions: 6, replicationFactor: 1 });
     expect(c.registry).toEqual({ url: 'http://localhost:8081', timeoutMs: FIXED.REGISTRY_TIMEOUT_MS });
     expect(c.batch).toEqual({ maxSize: 512, maxDelayMs: 10, idleDispatch: true });
     expect(c.infer).toEqual({ mode: 'worker', workers: 1, intraOpThreads: 1, graphOptimization: 'all', spinning: false, closeTimeoutMs: FIXED.INFERENCE_CLOSE_MS });
-    expect(c.backpressure).toEqual({ maxInFlightRows: 50_000, resumeInFlightRows: 25_000 });
+    expect(c.backpressure).toEqual({ maxInFlightRows: 20_000, resumeInFlightRows: 10_000 });
+    expect(c.heapGrowingPercent).toBe(100);
     expect(c.circuit).toEqual({ failureThreshold: 5, cooldownMs: 30_000 });
     expect(c.http).toEqual({ port: 8080, host: '0.0.0.0' });
     expect(c).toMatchObject({ logLevel: 'info', lagPollIntervalMs: 5_000, shutdownTimeoutMs: 25_000 });
@@ -138,6 +139,13 @@ describe('loadConfig', () => {
     ['OUTPUT_SCHEMA_ID', 'latest', "OUTPUT_SCHEMA_ID: expected an integer from 1 to 2147483647, got 'latest'"],
   ])('rejects %s=%j', (key, value, message) => {
     expect(problems(base({ [key]: value }))).toEqual([message]);
+  });
+
+  it('takes HEAP_GROWING_PERCENT from 0 (V8 decides) to 1000', () => {
+    expect(loadConfig(base({ HEAP_GROWING_PERCENT: '0' })).heapGrowingPercent).toBe(0);
+    expect(loadConfig(base({ HEAP_GROWING_PERCENT: '50' })).heapGrowingPercent).toBe(50);
+    expect(problems(base({ HEAP_GROWING_PERCENT: '-1' }))).toEqual(["HEAP_GROWING_PERCENT: expected an integer from 0 to 1000, got '-1'"]);
+    expect(problems(base({ HEAP_GROWING_PERCENT: 'lots' }))).toEqual(["HEAP_GROWING_PERCENT: expected an integer from 0 to 1000, got 'lots'"]);
   });
 
   it('runs PIPELINE_THREADS pipelines: 1 by default, a number, or auto (the available cores)', async () => {
@@ -326,6 +334,6 @@ describe('CONFIG_KEYS', () => {
       expect(CONFIG_KEYS).toContain(k);
     }
     for (const k of Object.keys(DEFAULTS)) expect(CONFIG_KEYS).toContain(k);
-    expect(CONFIG_KEYS).toHaveLength(59); // 5 required + 36 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + KAFKA_TRANSACTION_TIMEOUT_MS + EOS_INSTANCE_ID + CONFIG_FILE
+    expect(CONFIG_KEYS).toHaveLength(60); // 5 required + 37 with defaults + 3 model sources + 11 security + OUTPUT_SCHEMA_ID + KAFKA_TRANSACTION_TIMEOUT_MS + EOS_INSTANCE_ID + CONFIG_FILE
   });
 });
