@@ -49,7 +49,7 @@ export const DEFAULTS = {
   MAX_IN_FLIGHT_ROWS: 20_000,
   RESUME_IN_FLIGHT_ROWS: 10_000,
   // V8's old-generation growing factor as a percent (1 + n/100), set at start; 0 = V8's own (up to 4x
-  // the live heap). 100 (2x) bounds the garbage a drain piles up (peak RSS -50 MB, ~0.95x the drain rate).
+  // the live heap). 100 (2x) bounds the garbage a drain piles up (peak RSS -40 to -60 MB, ~0.85-0.95x the drain rate).
   HEAP_GROWING_PERCENT: 100,
   CIRCUIT_FAILURE_THRESHOLD: 5, // consecutive failed batches before the circuit opens
   CIRCUIT_COOLDOWN_MS: 30_000, // ms the circuit stays open before a trial batch
