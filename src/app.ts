@@ -29,7 +29,7 @@ import { startTracing } from './ops/tracing.js';
 import { type Metrics, createInferHttpMetrics, createMetrics, observeMany, zeroCounters } from './ops/metrics.js';
 import { ChunkProcessor } from './stages/chunk.js';
 import { ConsumeStage, type PartitionProgress } from './stages/consume.js';
-import { PartitionProducers } from './stages/produce.js';
+import { PartitionProducers, type TransactionListener } from './stages/produce.js';
 import { PipelineProducers } from './stages/produce-pipeline.js';
 import { versionStages } from './stages/version-stages.js';
 import { createOipHandler } from './serve/oip.js';
@@ -133,7 +133,11 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
     logger.info({ subject, schemaId: outputSchemaId, source }, source === 'registered' ? 'output schema registered' : 'output schema id checked');
 
     // producers, the chunk processor, the consumer.
-    const producers = createProducers(config, { kafka, admin, pipeline, logger: stageLogger(logger, 'produce'), onTransaction: (result) => metrics.transactions.inc({ result }) });
+    const onTransaction: TransactionListener = (result, seconds) => {
+      metrics.transactions.inc({ result });
+      if (seconds !== undefined) metrics.transactionDuration.observe(seconds);
+    };
+    const producers = createProducers(config, { kafka, admin, pipeline, logger: stageLogger(logger, 'produce'), onTransaction });
     const processor = new ChunkProcessor({
       models: served,
       stages: versionStages({ registry: schemaRegistry, registryTimeoutMs: config.registry.timeoutMs, outputSchema, outputSchemaId, scorerVersion: SCORER_VERSION, deadLetterMaxBytes: config.topics.dlqMaxMessageBytes }),
@@ -214,7 +218,7 @@ export async function startScorer(config: Config, logger: Logger, { registry = n
  * The produce stage of EOS_MODE: v1, a transactional producer per input partition (fenced by its
  * transactional id); v2, a few per pipeline (fenced by the group generation, KIP-447).
  */
-function createProducers(config: Config, { kafka, admin, pipeline, logger, onTransaction }: { kafka: Kafka; admin: Admin; pipeline: number; logger: Logger; onTransaction(result: 'committed' | 'aborted'): void }): PartitionProducers | PipelineProducers {
+function createProducers(config: Config, { kafka, admin, pipeline, logger, onTransaction }: { kafka: Kafka; admin: Admin; pipeline: number; logger: Logger; onTransaction: TransactionListener }): PartitionProducers | PipelineProducers {
   const { kafka: k, topics } = config;
   const common = { kafka, groupId: k.groupId, inputTopic: topics.input, transactionalIdPrefix: k.transactionalIdPrefix, transactionTimeoutMs: k.transactionTimeoutMs, retry: k.producerRetry, logger, onTransaction, principal: principalOf(config) };
   if (k.eos.mode === 'v1') return new PartitionProducers({ ...common, admin });

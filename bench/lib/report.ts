@@ -10,6 +10,8 @@ interface Report {
 
 const n = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : Math.round(x).toLocaleString('en-US'));
 const ms = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : String(Math.round(x)));
+/** Committed transactions' p50/p99 from the scorer's histogram (empty for a build without it). */
+const txMs = (h: { count: number; p50: number | null; p99: number | null }): string => (h.count === 0 ? '' : ` (p50/p99 ${h.p50 ?? '-'}/${h.p99 ?? '-'} ms each)`);
 const check = (ok: boolean | undefined): string => (ok === undefined ? '?' : ok ? 'met' : 'MISSED');
 
 const TARGETS = { churnEventsPerSec: 20_000, p99Ms: 250, steadyRssMb: 300, mlpShareOfRaw: 0.5 };
@@ -53,12 +55,12 @@ export function formatReport(r: Report): string {
       out.push(`- backlog: ${n(t.events)} events in ${t.seconds} s; ready ${t.readyMs} ms after spawn, first consumed +${t.readyToFirstConsumedMs} ms; ${n(t.metrics.transactions)} transactions`);
       out.push(`- backlog batch sizes (rows, share of batches): ${JSON.stringify(t.metrics.batchSizeRows.shares)}; inference ms/batch mean ${t.metrics.inferenceMs.mean} p95 ${t.metrics.inferenceMs.p95}`);
       out.push(`- backlog CPU per event: scorer ${t.scorerCpuUsPerEvent} µs, of which main thread ${t.mainThreadCpuUsPerEvent} µs`);
-      out.push(`- backlog CPU (cores over ${t.cpu.wallSeconds} s): machine ${t.cpu.machineBusyCores}/${t.cpu.machineCores} busy; scorer ${t.cpu.scorerCores} ${JSON.stringify(t.cpu.scorerThreadsByName)}; broker ${t.cpu.brokerCores}; registry ${t.cpu.registryCores}; bench ${t.cpu.benchCores}; other processes ${t.cpu.otherCores}`);
+      out.push(`- backlog CPU (cores over ${t.cpu.wallSeconds} s): machine ${t.cpu.machineBusyCores}/${t.cpu.machineCores} busy; scorer ${t.cpu.scorerCores} ${JSON.stringify(t.cpu.scorerThreadsByName)}; broker ${t.cpu.brokerCores}; registry ${t.cpu.registryCores}; bench ${t.cpu.benchCores}; other processes ${t.cpu.otherCores}; stolen by the hypervisor ${t.cpu.stealCores}`);
     }
     const l = s.latency;
     if (l !== undefined) {
       out.push(`- live: ${n(l.produced)} events at ${n(l.achievedProduceRate)}/s (target ${n(l.targetRate)}), ${n(l.received)} seen; event->visible p50/p95/p99/max ${ms(l.visibleMinusEventMs.p50)}/${ms(l.visibleMinusEventMs.p95)}/${ms(l.visibleMinusEventMs.p99)}/${ms(l.visibleMinusEventMs.max)} ms; of which event->scored_time p50/p99 ${ms(l.scoredMinusEventMs.p50)}/${ms(l.scoredMinusEventMs.p99)}, scored_time->visible p50/p99 ${ms(l.visibleMinusScoredMs.p50)}/${ms(l.visibleMinusScoredMs.p99)}`);
-      out.push(`- live batch sizes: ${JSON.stringify(l.metrics.batchSizeRows.shares)}; inference ms/batch mean ${l.metrics.inferenceMs.mean}, fill wait p95 ${l.metrics.batchFillWaitMs.p95} ms; ${l.metrics.transactions} transactions; CPU cores: machine ${l.cpu.machineBusyCores}/${l.cpu.machineCores} busy; scorer ${l.cpu.scorerCores} (main thread ${l.cpu.scorerMainThreadCores}); broker ${l.cpu.brokerCores}; bench (load generator + reader) ${l.cpu.benchCores}; other processes ${l.cpu.otherCores}`);
+      out.push(`- live batch sizes: ${JSON.stringify(l.metrics.batchSizeRows.shares)}; inference ms/batch mean ${l.metrics.inferenceMs.mean}, fill wait p95 ${l.metrics.batchFillWaitMs.p95} ms; ${l.metrics.transactions} transactions${txMs(l.metrics.transactionMs)}; CPU cores: machine ${l.cpu.machineBusyCores}/${l.cpu.machineCores} busy; scorer ${l.cpu.scorerCores} (main thread ${l.cpu.scorerMainThreadCores}); broker ${l.cpu.brokerCores}; bench (load generator + reader) ${l.cpu.benchCores}; other processes ${l.cpu.otherCores}; stolen by the hypervisor ${l.cpu.stealCores}`);
     }
     if (s.rss !== undefined) out.push(`- RSS: steady (live phase median) ${s.rss.steadyMedianMb} MB, max ${s.rss.steadyMaxMb} MB; peak (VmHWM) ${s.rss.peakHwmMb} MB; backlog max sampled ${t?.maxRssMb ?? '-'} MB`);
     if (s.output !== undefined) out.push(`- output: ${n(s.output.records)}/${n(s.output.expected)} scored events, ${s.output.duplicates} duplicates, ${s.output.deadLettered} dead letters; backlog scored_time span ${s.output.backlogScoredTimeSpanMs} ms`);

@@ -66,6 +66,8 @@ function phaseMetrics(after: Scrape, before: Scrape | undefined) {
     batchFillWaitMs: summarizeHistogram(hist('scorer_batch_fill_wait_seconds'), 1000),
     endToEndLatencyMsScorerView: summarizeHistogram(hist('scorer_end_to_end_latency_seconds'), 1000),
     transactions: total(after, 'scorer_transactions_total') - (before === undefined ? 0 : total(before, 'scorer_transactions_total')),
+    /** Committed transactions' durations (a build from before scorer_transaction_duration_seconds: count 0). */
+    transactionMs: summarizeHistogram(hist('scorer_transaction_duration_seconds'), 1000),
     deadLettered: total(after, 'scorer_records_dead_lettered_total') - (before === undefined ? 0 : total(before, 'scorer_records_dead_lettered_total')),
     eventLoopLagP99Ms: Math.round(total(after, 'nodejs_eventloop_lag_p99_seconds') * 1e4) / 10,
   };

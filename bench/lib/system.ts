@@ -72,14 +72,18 @@ export function threadCpu(pid: number): ThreadCpu[] {
   return out;
 }
 
-/** Busy and total CPU seconds of the whole machine since boot (first line of /proc/stat). */
-export function machineCpu(): { busy: number; total: number } {
+/**
+ * Busy, stolen and total CPU seconds of the whole machine since boot (first line of /proc/stat).
+ * Steal is time this virtual machine was ready to run and the hypervisor ran someone else: busy
+ * for the machine's accounting, but no process here used it.
+ */
+export function machineCpu(): { busy: number; steal: number; total: number } {
   const line = (read('/proc/stat') ?? '').split('\n')[0] ?? '';
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal (guest is already inside user)
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
   const total = v.slice(0, 8).reduce((a, x) => a + x, 0);
-  return { busy: (total - idle) / clockTicks(), total: total / clockTicks() };
+  return { busy: (total - idle) / clockTicks(), steal: (v[7] ?? 0) / clockTicks(), total: total / clockTicks() };
 }
 
 /** The pid in a stack pid file, if that process is alive. */
@@ -93,7 +97,7 @@ export function stackPid(stackDir: string, name: 'kafka' | 'registry'): number |
 
 export interface CpuSnapshot {
   at: number;
-  machine: { busy: number; total: number };
+  machine: { busy: number; steal: number; total: number };
   scorerThreads: ThreadCpu[];
   broker: number | undefined;
   registry: number | undefined;
@@ -129,6 +133,8 @@ export interface CpuBreakdown {
   benchCores: number;
   /** Everything else on the machine (other engineers' builds and tests, the kernel). */
   otherCores: number;
+  /** Taken by the hypervisor for other virtual machines (inside machineBusyCores, not in otherCores). */
+  stealCores: number;
 }
 
 export function cpuBreakdown(a: CpuSnapshot, b: CpuSnapshot, scorerPid: number): CpuBreakdown {
@@ -149,6 +155,7 @@ export function cpuBreakdown(a: CpuSnapshot, b: CpuSnapshot, scorerPid: number):
   if (rest > 0) byName['other threads'] = rest;
   const d = (x: number | undefined, y: number | undefined): number | undefined => (x === undefined || y === undefined ? undefined : (y - x) / wall);
   const busy = (b.machine.busy - a.machine.busy) / wall;
+  const steal = (b.machine.steal - a.machine.steal) / wall;
   const broker = d(a.broker, b.broker);
   const registry = d(a.registry, b.registry);
   const bench = (b.bench - a.bench) / wall;
@@ -163,7 +170,8 @@ export function cpuBreakdown(a: CpuSnapshot, b: CpuSnapshot, scorerPid: number):
     brokerCores: broker === undefined ? undefined : round2(broker),
     registryCores: registry === undefined ? undefined : round2(registry),
     benchCores: round2(bench),
-    otherCores: round2(Math.max(0, busy - scorer / wall - (broker ?? 0) - (registry ?? 0) - bench)),
+    otherCores: round2(Math.max(0, busy - steal - scorer / wall - (broker ?? 0) - (registry ?? 0) - bench)),
+    stealCores: round2(steal),
   };
 }
 

@@ -65,6 +65,8 @@ export function createMetrics(registry: Registry = new Registry()) {
     endToEndLatency: new Histogram({ name: 'scorer_end_to_end_latency_seconds', help: 'Time from the event timestamp to the commit of its score.', buckets: E2E_SECONDS, registers: r }),
     /** counter, transactions: per-partition transactions, by outcome. */
     transactions: new Counter({ name: 'scorer_transactions_total', help: 'Transactions by result (committed, aborted).', labelNames: ['result'] as const, registers: r }),
+    /** histogram, seconds: one committed transaction, its first request to the commit's answer (the commit part of scored_time -> visible). */
+    transactionDuration: new Histogram({ name: 'scorer_transaction_duration_seconds', help: 'Duration of one committed transaction (records, offsets and commit).', buckets: FAST_SECONDS, registers: r }),
     /** counter, rebalances: group rebalances this instance took part in. */
     rebalances: new Counter({ name: 'scorer_rebalances_total', help: 'Consumer group rebalances.', registers: r }),
     /** gauge, partitions: input partitions assigned to this instance. */

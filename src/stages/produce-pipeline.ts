@@ -29,7 +29,7 @@ import { ScorerError, isBug } from '../errors.js';
 import { authorizationFailure, kafkaErrorType, notAuthorized } from '../kafka/access.js';
 import { type GroupMetadata, type StableOffsetsAdmin, withGroupMetadata } from '../kafka/kafkajs-kip447.js';
 import { backoffDelay } from '../retry.js';
-import { BROKEN_PRODUCER_ERRORS, type ChunkCommit, type ChunkCommitter, type GroupAssignment, type PartitionLease, type PartitionLeases, type TransactionalProducer, initialiseProducer, sendSlices, transactionFailure } from './produce.js';
+import { BROKEN_PRODUCER_ERRORS, type ChunkCommit, type ChunkCommitter, type GroupAssignment, type PartitionLease, type PartitionLeases, type TransactionListener, type TransactionStep, type TransactionalProducer, fillAndCommit, initialiseProducer, transactionFailure } from './produce.js';
 
 /** Offset-commit refusals meaning the group moved on: the partition is no longer ours under that generation. */
 const GROUP_FENCING_ERRORS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
@@ -50,7 +50,7 @@ export interface PipelineProducersOptions {
   /** Records waiting before a transaction starts beside a running one. */
   parallelRecords: number;
   logger: Logger;
-  onTransaction(result: 'committed' | 'aborted'): void;
+  onTransaction: TransactionListener;
   principal?: string;
 }
 
@@ -265,27 +265,23 @@ export class PipelineProducers implements ChunkCommitter, PartitionLeases {
   async #transaction(slot: number, producer: TransactionalProducer, batch: Waiting[]): Promise<void> {
     const group = (batch[0] as Waiting).group;
     const partitions = batch.map((w) => w.chunk.partition);
-    let step: 'begin' | 'send' | 'offsets' | 'commit' = 'begin';
+    const at: { step: TransactionStep } = { step: 'begin' };
     let tx: Awaited<ReturnType<TransactionalProducer['transaction']>> | undefined;
+    const began = performance.now();
     try {
       tx = await producer.transaction();
-      step = 'send';
-      for (const topicMessages of sendSlices(byTopic(batch))) await tx.sendBatch({ topicMessages });
-      step = 'offsets';
       const offsets = batch.map(({ chunk: c }) => ({ partition: c.partition, offset: c.nextOffset.toString(), ...(c.metadata !== undefined && { metadata: c.metadata }) }));
-      await tx.sendOffsets({ consumerGroupId: this.#opts.groupId, topics: withGroupMetadata([{ topic: this.#opts.inputTopic, partitions: offsets }], group) });
-      step = 'commit';
-      await tx.commit();
+      await fillAndCommit(tx, byTopic(batch), { consumerGroupId: this.#opts.groupId, topics: withGroupMetadata([{ topic: this.#opts.inputTopic, partitions: offsets }], group) }, at);
     } catch (err) {
       if (isBug(err)) {
         for (const w of batch) w.reject(err);
         return;
       }
-      const failure = await this.#failed(slot, producer, tx, err, step, batch, group);
+      const failure = await this.#failed(slot, producer, tx, err, at.step, batch, group);
       for (const w of batch) w.reject(failure);
       return;
     }
-    this.#opts.onTransaction('committed');
+    this.#opts.onTransaction('committed', (performance.now() - began) / 1000);
     this.#idle.set(slot, producer);
     if (this.#log.isLevelEnabled('debug')) this.#log.debug({ slot, partitions, records: batch.reduce((n, w) => n + w.records, 0) }, 'transaction committed');
     for (const w of batch) w.resolve();

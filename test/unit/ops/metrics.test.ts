@@ -18,6 +18,7 @@ const EXPECTED: Record<string, string> = {
   scorer_inference_duration_seconds: 'histogram',
   scorer_end_to_end_latency_seconds: 'histogram',
   scorer_transactions_total: 'counter',
+  scorer_transaction_duration_seconds: 'histogram',
   scorer_version_records_scored_total: 'counter',
   scorer_version_records_failed_total: 'counter',
   scorer_version_inference_duration_seconds: 'histogram',
@@ -88,6 +89,7 @@ describe('createMetrics', () => {
     m.endToEndLatency.observe(0.04);
     m.transactions.inc({ result: 'committed' });
     m.transactions.inc({ result: 'aborted' });
+    m.transactionDuration.observe(0.004);
     m.rebalances.inc();
     m.partitionsAssigned.set(6);
     m.partitionsPaused.set(1);
@@ -115,6 +117,8 @@ describe('createMetrics', () => {
       'scorer_end_to_end_latency_seconds_bucket{le="60"} 1',
       'scorer_transactions_total{result="committed"} 1',
       'scorer_transactions_total{result="aborted"} 1',
+      'scorer_transaction_duration_seconds_bucket{le="0.0025"} 0',
+      'scorer_transaction_duration_seconds_bucket{le="0.005"} 1',
       'scorer_rebalances_total 1',
       'scorer_partitions_assigned 6',
       'scorer_partitions_paused 1',
