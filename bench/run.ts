@@ -6,7 +6,7 @@
  *
  *   npm run bench [-- --quick] [--models churn,mlp] [--churn-events 200000] [--mlp-events 60000]
  *                 [--latency-seconds 20] [--set churn:INFER_MODE=worker ...] [--profile] [--keep-topics]
- *                 [--latency-rate <events/s>] [--scorer-root <checkout with a built dist/>]
+ *                 [--latency-rate <events/s>] [--scorer-root <checkout with a built dist/>] [--fresh-live-events]
  *                 [--rollout [--rollout-rate 5000] [--rollout-seconds 30] [--shadow-events 100000]]
  *
  * Starts the local stack if it is not running (stackUp is a no-op otherwise), builds dist/ and
@@ -60,6 +60,7 @@ const { values } = parseArgs({
     'raw-seconds': { type: 'string' },
     'latency-rate': { type: 'string' },
     'scorer-root': { type: 'string' },
+    'fresh-live-events': { type: 'boolean', default: false },
     set: { type: 'string', multiple: true, default: [] },
     profile: { type: 'boolean', default: false },
     'keep-topics': { type: 'boolean', default: false },
@@ -139,6 +140,7 @@ for (const model of models as ModelKind[]) {
       root: ROOT,
       scorerRoot,
       latencyRate,
+      freshLiveEvents: values['fresh-live-events'],
       stackDir: stackDir(),
       resultsDir,
       runId,
@@ -185,7 +187,7 @@ const report = {
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-  options: { quick, events, latencySeconds, latencyRate: latencyRate ?? 'half the backlog throughput', rawSeconds, profile: values.profile, scorerRoot },
+  options: { quick, events, latencySeconds, latencyRate: latencyRate ?? 'half the backlog throughput', rawSeconds, profile: values.profile, scorerRoot, liveEvents: values['fresh-live-events'] ? 'fresh' : 'recycled' },
   machine: { ...machine, loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100) },
   results,
   ...(rollout !== undefined && { rollout }),

@@ -3,6 +3,8 @@
  * mixed with a share of bad records of every kind the scorer must survive.
  *
  *   npm run produce -- --count 100000 --rate 20000 --poison 0.01 [--model churn|mlp] [--topic features]
+ *                      [--recycle 16384]  (that many events built once and sent again, event_time
+ *                                          stamped at each send: a cheaper generator, keys repeat)
  *
  * Brokers and registry come from KAFKA_BROKERS / SCHEMA_REGISTRY_URL, else from .stack/env.
  * --rate 0 means as fast as possible. Creates the topic (TOPIC_PARTITIONS, default 6) if missing.
@@ -34,6 +36,12 @@ export interface ProduceOptions {
   partitions: number;
   seed?: number;
   onProgress?: (sent: number) => void;
+  /**
+   * Build this many reference events once and send them again and again, event_time stamped at
+   * each send (RecycledEvents in scripts/lib/feature-events.ts): the generator's CPU is then
+   * the Kafka client's only. Keys and event ids repeat every `recycle` events. Needs poison 0.
+   */
+  recycle?: number;
   /** TLS/SASL/registry-auth settings by the scorer's names (a STACK_SECURITY=sasl_ssl stack's `.stack/env`). */
   security?: Record<string, string>;
 }
@@ -74,11 +82,13 @@ export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> 
     throw kafkaError(o.brokers, err);
   }
   const kinds = factory.poisonKinds;
-  const started = Date.now();
   const summary: ProduceSummary = { sent: 0, poison: 0, poisonByKind: {}, seconds: 0 };
   const batchSize = o.rate > 0 ? Math.max(1, Math.min(1000, Math.round(o.rate / 20))) : 1000;
   // Every 1/poison-th record is bad, cycling through the kinds, so each kind appears.
   const poisonEvery = o.poison > 0 ? Math.max(1, Math.round(1 / o.poison)) : 0;
+  if (o.recycle !== undefined && (poisonEvery > 0 || o.recycle < batchSize)) throw new Error(`produce: recycle needs poison 0 and at least one send's events (${batchSize}), got recycle ${o.recycle}, poison ${o.poison}`);
+  const recycled = o.recycle === undefined ? undefined : factory.recycled(o.recycle);
+  const started = Date.now();
   try {
     while (summary.sent < o.count) {
       const messages: OutMessage[] = [];
@@ -91,7 +101,7 @@ export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> 
           summary.poisonByKind[kind] = (summary.poisonByKind[kind] ?? 0) + 1;
           messages.push(factory.poison(kind, i));
         } else {
-          messages.push(factory.good(i));
+          messages.push(recycled === undefined ? factory.good(i) : recycled.next(Date.now()));
         }
       }
       await producer.send({ topic: o.topic, messages, compression: CompressionTypes.None }).catch((err: unknown) => {
@@ -121,6 +131,7 @@ async function cli(): Promise<void> {
       model: { type: 'string', default: 'churn' },
       topic: { type: 'string' },
       partitions: { type: 'string', default: process.env.TOPIC_PARTITIONS ?? '6' },
+      recycle: { type: 'string' },
     },
   });
   const num = (name: string, raw: string, min: number, max: number): number => {
@@ -139,6 +150,12 @@ async function cli(): Promise<void> {
   const env = stackEnv();
   const topic = values.topic ?? process.env.INPUT_TOPIC ?? (model === 'mlp' ? 'wide-features' : 'features');
   const count = num('count', values.count, 1, 1e9);
+  const poison = num('poison', values.poison, 0, 1);
+  const recycle = values.recycle === undefined ? undefined : num('recycle', values.recycle, 1000, 10_000_000);
+  if (recycle !== undefined && poison > 0) {
+    console.error('produce: --recycle sends reference events only: it needs --poison 0');
+    process.exit(2);
+  }
   let progressed = false;
   const summary = await produceEvents({
     brokers: env.KAFKA_BROKERS,
@@ -147,9 +164,10 @@ async function cli(): Promise<void> {
     topic,
     count,
     rate: num('rate', values.rate, 0, 1e7),
-    poison: num('poison', values.poison, 0, 1),
+    poison,
     model,
     partitions: num('partitions', values.partitions, 1, 10000),
+    ...(recycle !== undefined && { recycle }),
     onProgress: (sent) => {
       if (sent % 10000 < 1000 || sent === count) process.stdout.write(`\rproduced ${sent}/${count}`);
       progressed = true;

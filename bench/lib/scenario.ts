@@ -25,6 +25,8 @@ export interface ScenarioOptions {
   scorerRoot: string;
   /** Live rate in events/s; undefined = half the measured backlog throughput. */
   latencyRate?: number;
+  /** Build and encode every live event (the generator's cost before 2026-12-03) instead of recycling LIVE_RECYCLED_EVENTS. */
+  freshLiveEvents?: boolean;
   stackDir: string;
   resultsDir: string;
   runId: string;
@@ -43,6 +45,12 @@ export interface ScenarioOptions {
   say: (line: string) => void;
 }
 
+/**
+ * Live events built once and sent again with event_time stamped at send (scripts/produce.ts
+ * `recycle`): the generator shares the cores with the scorer, and building and encoding each
+ * event cost it ~16 µs, more than the scorer's whole pipeline.
+ */
+const LIVE_RECYCLED_EVENTS = 20_000;
 const POLL_MS = 100;
 const STALL_MS = 30_000;
 
@@ -232,7 +240,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const cpuC = cpuSnapshot(scorer.pid, o.stackDir);
     const liveStartAt = performance.now();
     since = Date.now();
-    const live = await produceInWorker({ brokers: o.brokers, registryUrl: o.registryUrl, topic: topics.input, count, rate, poison: 0, model: kind, partitions: 6, seed: 7 });
+    const live = await produceInWorker({ brokers: o.brokers, registryUrl: o.registryUrl, topic: topics.input, count, rate, poison: 0, model: kind, partitions: 6, seed: 7, ...(o.freshLiveEvents !== true && { recycle: LIVE_RECYCLED_EVENTS }) });
     const liveProducedAt = performance.now();
     const cpuD = cpuSnapshot(scorer.pid, o.stackDir);
     const drainDeadline = performance.now() + 30_000;

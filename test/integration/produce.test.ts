@@ -4,7 +4,9 @@
  * that is down — each ends with its summary or one line saying what is wrong, and an exit code.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import avro from 'avsc';
 import { describe, expect, inject, it } from 'vitest';
 import { EXPECTED_CODE, MODEL_PATHS, ROOT, poisonKindsFor } from '../../scripts/lib/feature-events.js';
 import { DLQ_HEADERS } from '../../src/stages/deadletter.js';
@@ -56,6 +58,43 @@ describe('npm run produce', () => {
     const codes = (await drainTopic(t.dlq)).map((m) => m.headers?.[DLQ_HEADERS.errorCode]?.toString()).sort();
     expect(codes).toEqual(kinds.map((k) => EXPECTED_CODE[k]).sort());
     expect(await drainTopic(t.output)).toHaveLength(900 + 10 - 9);
+  });
+
+  it('--recycle 1000: the same 1,000 events sent again with event_time stamped at each send, bytes as avsc writes them; all scored, none dead-lettered', async () => {
+    const t = { input: randomName('produce-recycle-in'), output: randomName('produce-recycle-out'), dlq: randomName('produce-recycle-dlq'), group: randomName('produce-recycle-group') };
+    await createTopics([{ topic: t.input, numPartitions: 2 }, { topic: t.output, numPartitions: 2 }, { topic: t.dlq }]);
+    const started = Date.now();
+    const run = await runProduce(['--recycle', '1000', '--count', '2500', '--rate', '5000', '--topic', t.input]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(summaryOf(run.stdout)).toMatchObject({ sent: 2500, poison: 0 });
+
+    const type = avro.Type.forSchema(JSON.parse(readFileSync(resolve(ROOT, 'schemas/feature-event.avsc'), 'utf8')) as avro.Schema);
+    const input = await drainTopic(t.input);
+    expect(input).toHaveLength(2500);
+    const keys = new Set<string>();
+    for (const m of input) {
+      const value = m.value as Buffer;
+      const event = type.fromBuffer(value.subarray(5)) as { event_time: Date | number; entity_id: string };
+      const eventTime = Number(event.event_time);
+      // Stamped when handed to the client: after the run started, not after the record's own timestamp.
+      expect(eventTime).toBeGreaterThanOrEqual(started);
+      expect(eventTime).toBeLessThanOrEqual(Number(m.timestamp));
+      // Byte for byte what avsc writes for the decoded event: nothing but event_time was touched.
+      expect(type.toBuffer(event).equals(value.subarray(5))).toBe(true);
+      expect(m.key?.toString()).toBe(event.entity_id);
+      keys.add(event.entity_id);
+    }
+    expect(keys.size).toBe(1000);
+
+    const scorer = await startTestScorer({ INPUT_TOPIC: t.input, OUTPUT_TOPIC: t.output, DLQ_TOPIC: t.dlq, GROUP_ID: t.group, MODEL_PATH: MODEL_PATHS.churn });
+    await waitForCommittedToEnd(t.group, t.input);
+    await scorer.stop(20_000);
+    expect(await drainTopic(t.output)).toHaveLength(2500);
+    expect(await drainTopic(t.dlq)).toHaveLength(0);
+
+    const refused = await runProduce(['--recycle', '1000', '--poison', '0.01', '--count', '10', '--topic', t.input]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim()).toBe('produce: --recycle sends reference events only: it needs --poison 0');
   });
 
   it('a subject that refuses the schema: exit 1, one line naming the subject and its level', async () => {

@@ -58,12 +58,12 @@ function fieldsOf(type: unknown): FieldSchema[] | undefined {
 }
 
 /** Read position in the value being decoded; one per decoder, reset by each decode(). */
-interface Cursor {
+export interface Cursor {
   pos: number;
 }
 
 /** avsc's Tap.readLong, byte for byte (past the end it reads 0s and leaves the cursor beyond it). */
-function readLong(buf: Buffer, c: Cursor): number {
+export function readLong(buf: Buffer, c: Cursor): number {
   let n = 0;
   let k = 0;
   let b: number;
