@@ -347,10 +347,6 @@ export class RecycledEvents {
     this.#next = 0;
   }
 
-  get size(): number {
-    return this.#messages.length;
-  }
-
   /** The next event, its event_time set to `eventTime` (ms since the epoch). */
   next(eventTime: number): OutMessage {
     if (!Number.isInteger(eventTime) || eventTime < MIN_TIME_MS || eventTime > MAX_TIME_MS) throw new Error(`recycled events: event_time ${eventTime} does not fit the 6 bytes written in place`);

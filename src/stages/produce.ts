@@ -81,22 +81,19 @@ type Transaction = Awaited<ReturnType<TransactionalProducer['transaction']>>;
 export type TransactionStep = 'begin' | 'send' | 'offsets' | 'commit';
 
 /**
- * Fills and commits one transaction. The records and the input offsets go side by side, as the
- * Java producer sends them (AddPartitionsToTxn, then Produce, beside AddOffsetsToTxn, then
- * TxnOffsetCommit to the group coordinator, often another broker), and the commit (EndTxn)
- * follows both: two round trips fewer on the way to a commit than one after the other. Both
- * settle before anything is thrown, so an abort never overtakes a request still in flight;
- * `at.step` then names the step that failed, the send first.
+ * Fills and commits one transaction: the records (AddPartitionsToTxn, Produce), then the input
+ * offsets (AddOffsetsToTxn, TxnOffsetCommit), then the commit (EndTxn); `at.step` names the step
+ * that failed. One after the other, not side by side as the Java producer sends them: sent
+ * together, AddOffsetsToTxn meets CONCURRENT_TRANSACTIONS while the previous transaction's
+ * markers are still being written (kafkajs retries that for AddPartitionsToTxn, not here), and
+ * back-to-back transactions of one producer (a backfill's small fetches) failed and were redone
+ * (bench/README.md phase G).
  */
 export async function fillAndCommit(tx: Transaction, outputs: ChunkCommit['outputs'], offsets: Parameters<Transaction['sendOffsets']>[0], at: { step: TransactionStep }): Promise<void> {
   at.step = 'send';
-  const sent = (async () => {
-    for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
-  })();
-  const [records, offsetsSent] = await Promise.allSettled([sent, tx.sendOffsets(offsets)]);
-  if (records.status === 'rejected') throw records.reason;
+  for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
   at.step = 'offsets';
-  if (offsetsSent.status === 'rejected') throw offsetsSent.reason;
+  await tx.sendOffsets(offsets);
   at.step = 'commit';
   await tx.commit();
 }
@@ -117,10 +114,9 @@ export const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', '
 /** What the chunk processor needs from the produce stage: commit one chunk, all or nothing. */
 export interface ChunkCommitter {
   /**
-   * One transaction: every output message, then the input offset, then commit. On failure the
-   * transaction is aborted, the producer dropped (the next acquire makes a new one, with a new
-   * epoch) and a ScorerError is thrown: TRANSACTION_FAILED (transient: acquire again and read the
-   * chunk again) or PRODUCER_FENCED.
+   * One transaction: every output message, then the input offset, then commit (fillAndCommit). On failure the transaction is aborted, the producer dropped (the next acquire
+   * makes a new one, with a new epoch) and a ScorerError is thrown: TRANSACTION_FAILED
+   * (transient: acquire again and read the chunk again) or PRODUCER_FENCED.
    */
   commit(chunk: ChunkCommit): Promise<void>;
 }

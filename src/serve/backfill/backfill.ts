@@ -15,7 +15,7 @@ import type { Consumer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../../errors.js';
 import type { Metrics } from '../../ops/metrics.js';
-import type { Chunk, ChunkHandler, ChunkResult } from '../../stages/chunk.js';
+import { type Chunk, type ChunkHandler, type ChunkResult, ChunkSuperseded } from '../../stages/chunk.js';
 import { ConsumeStage } from '../../stages/consume.js';
 import type { ChunkCommit, ChunkCommitter, PartitionProducers } from '../../stages/produce.js';
 import type { CircuitBreaker } from '../../stages/infer/circuit.js';
@@ -134,6 +134,10 @@ export class BackfillRun {
     if (range === undefined || first === undefined) throw new Error(`bug: chunk of partition ${chunk.partition} outside the plan`);
     const inRange = chunk.messages.filter((m) => BigInt(m.offset) < range.to);
     if (inRange.length === 0) {
+      // Past the range, but the partition is done only once the chunks before this one committed:
+      // the range's last records may still be in their transaction (or held at the in-flight
+      // gate), and stopping now would leave them out of a backfill reported done.
+      if (chunk.after !== undefined && !(await chunk.after)) throw new ChunkSuperseded(chunk.partition);
       this.#markDone(chunk.partition);
       // Nothing committed: past the range, the backfill leaves records to the live scorer.
       return { scored: 0, deadLettered: {}, eventTimes: [], nextOffset: BigInt(first.offset), versions: [] };

@@ -117,49 +117,44 @@ const flushPromises = () => new Promise<void>((r) => setImmediate(r));
 const offsetsOf = { consumerGroupId: 'g', topics: [{ topic: 'in', partitions: [{ partition: 0, offset: '10' }] }] };
 
 describe('fillAndCommit', () => {
-  it('sends the input offsets beside the records, the slices one after the other, and commits only once both are acknowledged', async () => {
+  it('sends the slices one after the other, then the input offsets, and commits only once each is acknowledged', async () => {
     const { tx, calls, settle, inFlight } = heldTransaction();
     const at = { step: 'begin' as TransactionStep };
     const done = fillAndCommit(tx, [{ topic: 'out', messages: Array.from({ length: 1_500 }, () => msg(1)) }], offsetsOf, at);
-    await vi.waitFor(() => expect(inFlight()).toEqual(['sendBatch out:1000', 'sendOffsets']));
+    await vi.waitFor(() => expect(inFlight()).toEqual(['sendBatch out:1000']));
     await settle('sendBatch out:1000');
-    await vi.waitFor(() => expect(inFlight()).toEqual(['sendOffsets', 'sendBatch out:500']));
+    await vi.waitFor(() => expect(inFlight()).toEqual(['sendBatch out:500']));
     await settle('sendBatch out:500');
-    await flushPromises();
-    expect(inFlight()).toEqual(['sendOffsets']); // every record acknowledged, the offsets not yet: no commit
+    await vi.waitFor(() => expect(inFlight()).toEqual(['sendOffsets']));
+    expect(at.step).toBe('offsets');
     await settle('sendOffsets');
     await settle('commit');
     await done;
-    expect(calls).toEqual(['sendBatch out:1000', 'sendOffsets', 'sendBatch out:500', 'commit']);
+    expect(calls).toEqual(['sendBatch out:1000', 'sendBatch out:500', 'sendOffsets', 'commit']);
     expect(at.step).toBe('commit');
   });
 
-  it('a failed send waits for the offsets still in flight, then throws the send\'s failure with step send; no commit', async () => {
-    const { tx, calls, settle, inFlight } = heldTransaction();
-    const at = { step: 'begin' as TransactionStep };
-    const done = fillAndCommit(tx, [{ topic: 'out', messages: [msg(1)] }], offsetsOf, at).catch((e: unknown) => e);
-    const failure = kafkaError('REQUEST_TIMED_OUT');
-    let thrown = false;
-    void done.then(() => (thrown = true));
-    await settle('sendBatch out:1', failure);
-    await flushPromises();
-    // Not thrown yet: an abort must not overtake the TxnOffsetCommit still in flight.
-    expect(thrown).toBe(false);
-    expect(inFlight()).toEqual(['sendOffsets']);
-    await settle('sendOffsets', kafkaError('COORDINATOR_LOAD_IN_PROGRESS'));
-    expect(await done).toBe(failure);
-    expect(at.step).toBe('send');
-    expect(calls).toEqual(['sendBatch out:1', 'sendOffsets']);
-  });
-
-  it('failed offsets after acknowledged records throw with step offsets; no commit', async () => {
+  it('a failed send throws with step send; no offsets, no commit', async () => {
     const { tx, calls, settle } = heldTransaction();
     const at = { step: 'begin' as TransactionStep };
     const done = fillAndCommit(tx, [{ topic: 'out', messages: [msg(1)] }], offsetsOf, at).catch((e: unknown) => e);
+    const failure = kafkaError('REQUEST_TIMED_OUT');
+    await settle('sendBatch out:1', failure);
+    expect(await done).toBe(failure);
+    await flushPromises();
+    expect(at.step).toBe('send');
+    expect(calls).toEqual(['sendBatch out:1']);
+  });
+
+  it('failed offsets throw with step offsets; no commit', async () => {
+    const { tx, calls, settle } = heldTransaction();
+    const at = { step: 'begin' as TransactionStep };
+    const done = fillAndCommit(tx, [{ topic: 'out', messages: [msg(1)] }], offsetsOf, at).catch((e: unknown) => e);
+    await settle('sendBatch out:1');
     const failure = kafkaError('ILLEGAL_GENERATION');
     await settle('sendOffsets', failure);
-    await settle('sendBatch out:1');
     expect(await done).toBe(failure);
+    await flushPromises();
     expect(at.step).toBe('offsets');
     expect(calls).toEqual(['sendBatch out:1', 'sendOffsets']);
   });
@@ -187,8 +182,7 @@ describe('PartitionProducers', () => {
     await producers.acquire(2);
     await producers.commit(commitOf(2, 1_500, 2, 1_502n));
     const tx = last().txs[1] as FakeTx;
-    // The input offset goes beside the records (fillAndCommit), the commit after both.
-    expect(tx.calls).toEqual(['sendBatch out:1000', 'sendOffsets g in/2@1502', 'sendBatch out:500,dlq:2', 'commit']);
+    expect(tx.calls).toEqual(['sendBatch out:1000', 'sendBatch out:500,dlq:2', 'sendOffsets g in/2@1502', 'commit']);
     expect(results).toEqual(['committed']);
   });
 
@@ -198,7 +192,7 @@ describe('PartitionProducers', () => {
     last().fail.push({ step: 'sendBatch', error: kafkaError('REQUEST_TIMED_OUT') });
     const err = await producers.commit(commitOf(0, 3, 0, 3n)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'TRANSACTION_FAILED', message: expect.stringContaining('REQUEST_TIMED_OUT') });
-    expect((last().txs[1] as FakeTx).calls).toEqual(['sendBatch out:3', 'sendOffsets g in/0@3', 'abort']);
+    expect((last().txs[1] as FakeTx).calls).toEqual(['sendBatch out:3', 'abort']);
     expect(results).toEqual(['aborted']);
     expect(producers.has(0)).toBe(false);
     expect((made[0] as FakeProducer).disconnects).toBe(1);
@@ -225,7 +219,7 @@ describe('PartitionProducers', () => {
     const first = made[0] as FakeProducer;
     first.fail.push({ step: 'sendBatch', error: kafkaError(type) });
     await expect(producers.commit(commitOf(2, 1, 0, 4n))).rejects.toMatchObject({ code: 'TRANSACTION_FAILED', message: expect.stringContaining(type) });
-    expect((first.txs[1] as FakeTx).calls).toEqual(['sendBatch out:1', 'sendOffsets g in/2@4']);
+    expect((first.txs[1] as FakeTx).calls).toEqual(['sendBatch out:1']);
     expect(results).toEqual([]);
     expect(producers.has(2)).toBe(false);
     expect(first.disconnects).toBe(1);
