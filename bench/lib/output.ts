@@ -46,9 +46,8 @@ export class ScoredDecoder {
 
   constructor(root: string) {
     const writer = JSON.parse(readFileSync(resolve(root, 'schemas/scored-event.avsc'), 'utf8')) as { fields: { name: string; type: unknown }[] };
-    const expected = LAYOUT.split(' ');
-    const head = layoutOf(writer.fields).slice(0, expected.length);
-    if (head.join(' ') !== LAYOUT) throw new Error(`bench/lib/output.ts: schemas/scored-event.avsc starts with ${head.join(' ')}, the decoder reads ${LAYOUT}`);
+    const head = layoutOf(writer.fields).slice(0, LAYOUT.split(' ').length).join(' ');
+    if (head !== LAYOUT) throw new Error(`bench/lib/output.ts: schemas/scored-event.avsc starts with ${head}, the decoder reads ${LAYOUT}`);
   }
 
   decode(value: Buffer): Visible {

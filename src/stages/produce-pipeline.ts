@@ -267,11 +267,11 @@ export class PipelineProducers implements ChunkCommitter, PartitionLeases {
     const partitions = batch.map((w) => w.chunk.partition);
     const at: { step: TransactionStep } = { step: 'begin' };
     let tx: Awaited<ReturnType<TransactionalProducer['transaction']>> | undefined;
-    const began = performance.now();
+    let seconds: number;
     try {
       tx = await producer.transaction();
       const offsets = batch.map(({ chunk: c }) => ({ partition: c.partition, offset: c.nextOffset.toString(), ...(c.metadata !== undefined && { metadata: c.metadata }) }));
-      await fillAndCommit(tx, byTopic(batch), { consumerGroupId: this.#opts.groupId, topics: withGroupMetadata([{ topic: this.#opts.inputTopic, partitions: offsets }], group) }, at);
+      seconds = await fillAndCommit(tx, byTopic(batch), { consumerGroupId: this.#opts.groupId, topics: withGroupMetadata([{ topic: this.#opts.inputTopic, partitions: offsets }], group) }, at);
     } catch (err) {
       if (isBug(err)) {
         for (const w of batch) w.reject(err);
@@ -281,7 +281,7 @@ export class PipelineProducers implements ChunkCommitter, PartitionLeases {
       for (const w of batch) w.reject(failure);
       return;
     }
-    this.#opts.onTransaction('committed', (performance.now() - began) / 1000);
+    this.#opts.onTransaction('committed', seconds);
     this.#idle.set(slot, producer);
     if (this.#log.isLevelEnabled('debug')) this.#log.debug({ slot, partitions, records: batch.reduce((n, w) => n + w.records, 0) }, 'transaction committed');
     for (const w of batch) w.resolve();

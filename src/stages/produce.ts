@@ -83,19 +83,21 @@ export type TransactionStep = 'begin' | 'send' | 'offsets' | 'commit';
 /**
  * Fills and commits one transaction: the records (AddPartitionsToTxn, Produce), then the input
  * offsets (AddOffsetsToTxn, TxnOffsetCommit), then the commit (EndTxn); `at.step` names the step
- * that failed. One after the other, not side by side as the Java producer sends them: sent
- * together, AddOffsetsToTxn meets CONCURRENT_TRANSACTIONS while the previous transaction's
- * markers are still being written (kafkajs retries that for AddPartitionsToTxn, not here), and
- * back-to-back transactions of one producer (a backfill's small fetches) failed and were redone
- * (bench/README.md phase G).
+ * that failed. Returns the seconds from the first request to the commit's answer. One after the
+ * other, not side by side as the Java producer sends them: sent together, AddOffsetsToTxn meets
+ * CONCURRENT_TRANSACTIONS while the previous transaction's markers are still being written
+ * (kafkajs retries that for AddPartitionsToTxn, not here), and back-to-back transactions of one
+ * producer (a backfill's small fetches) failed and were redone (bench/README.md phase G).
  */
-export async function fillAndCommit(tx: Transaction, outputs: ChunkCommit['outputs'], offsets: Parameters<Transaction['sendOffsets']>[0], at: { step: TransactionStep }): Promise<void> {
+export async function fillAndCommit(tx: Transaction, outputs: ChunkCommit['outputs'], offsets: Parameters<Transaction['sendOffsets']>[0], at: { step: TransactionStep }): Promise<number> {
+  const began = performance.now();
   at.step = 'send';
   for (const topicMessages of sendSlices(outputs)) await tx.sendBatch({ topicMessages });
   at.step = 'offsets';
   await tx.sendOffsets(offsets);
   at.step = 'commit';
   await tx.commit();
+  return (performance.now() - began) / 1000;
 }
 
 /** kafkajs error names meaning this producer can never be used again. */
@@ -114,9 +116,10 @@ export const BROKEN_PRODUCER_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', '
 /** What the chunk processor needs from the produce stage: commit one chunk, all or nothing. */
 export interface ChunkCommitter {
   /**
-   * One transaction: every output message, then the input offset, then commit (fillAndCommit). On failure the transaction is aborted, the producer dropped (the next acquire
-   * makes a new one, with a new epoch) and a ScorerError is thrown: TRANSACTION_FAILED
-   * (transient: acquire again and read the chunk again) or PRODUCER_FENCED.
+   * One transaction: every output message, then the input offset, then commit (fillAndCommit).
+   * On failure the transaction is aborted, the producer dropped (the next acquire makes a new
+   * one, with a new epoch) and a ScorerError is thrown: TRANSACTION_FAILED (transient: acquire
+   * again and read the chunk again) or PRODUCER_FENCED.
    */
   commit(chunk: ChunkCommit): Promise<void>;
 }
@@ -225,9 +228,8 @@ export class PartitionProducers implements ChunkCommitter, PartitionLeases {
     });
     const at = { step: 'send' as TransactionStep };
     try {
-      const began = performance.now();
-      await fillAndCommit(tx, outputs, { consumerGroupId: this.#opts.groupId, topics: [{ topic: this.#opts.inputTopic, partitions: [{ partition, offset: nextOffset.toString(), ...(metadata !== undefined && { metadata }) }] }] }, at);
-      this.#opts.onTransaction('committed', (performance.now() - began) / 1000);
+      const seconds = await fillAndCommit(tx, outputs, { consumerGroupId: this.#opts.groupId, topics: [{ topic: this.#opts.inputTopic, partitions: [{ partition, offset: nextOffset.toString(), ...(metadata !== undefined && { metadata }) }] }] }, at);
+      this.#opts.onTransaction('committed', seconds);
     } catch (err) {
       if (isBug(err)) throw err;
       const failure = this.#failed(partition, err, 'the transaction', at.step === 'send' ? [...new Set(outputs.map((o) => o.topic))] : []);
