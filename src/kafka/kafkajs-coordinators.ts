@@ -11,7 +11,9 @@
  * producer does (TransactionManager keeps its transaction and group coordinator nodes), and looks
  * one up again when its connection is gone or any request to it failed (NOT_COORDINATOR,
  * COORDINATOR_NOT_AVAILABLE, a broker lost, anything else: a failure costs one lookup more, never
- * a stale coordinator). The cache lives in the transaction manager, so it goes away with its
+ * a stale coordinator). The one exception is CONCURRENT_TRANSACTIONS: only the right coordinator
+ * says it (it is still writing the previous transaction's markers), and the send asks again within
+ * milliseconds (kafkajs-send.ts), so a lookup there would add a round trip to every poll. The cache lives in the transaction manager, so it goes away with its
  * producer, which the scorer drops after any failed transaction (src/stages/produce.ts). The
  * consumer's coordinator handling is kafkajs's own: only the producers' eosManager is wrapped.
  */
@@ -57,7 +59,10 @@ export function cachingCoordinators<C extends CoordinatorCluster>(cluster: C): C
   });
 }
 
-/** The broker, with every method that returns a promise calling `forget` when that promise rejects. */
+/** Refusals that only the right coordinator gives: the cache keeps it. */
+const COORDINATOR_ANSWERS = new Set(['CONCURRENT_TRANSACTIONS']);
+
+/** The broker, with every method that returns a promise calling `forget` when that promise rejects (but for COORDINATOR_ANSWERS). */
 function forgetOnFailure(broker: CoordinatorBroker, forget: () => void): CoordinatorBroker {
   return new Proxy(broker, {
     get(target, property) {
@@ -67,7 +72,7 @@ function forgetOnFailure(broker: CoordinatorBroker, forget: () => void): Coordin
         const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
         if (result instanceof Promise) {
           return result.catch((err: unknown) => {
-            forget();
+            if (!COORDINATOR_ANSWERS.has((err as { type?: unknown } | null)?.type as string)) forget();
             throw err;
           });
         }

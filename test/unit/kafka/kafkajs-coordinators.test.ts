@@ -27,6 +27,7 @@ function fakeCluster() {
   const requests: string[] = [];
   const brokers: { connected: boolean }[] = [];
   let failNext: string | undefined;
+  let failType = 'NOT_COORDINATOR';
   let node = 1;
   const broker = (nodeId: number) => {
     const state = { connected: true };
@@ -35,7 +36,7 @@ function fakeCluster() {
       requests.push(`${name}@${nodeId}`);
       if (failNext === name) {
         failNext = undefined;
-        throw Object.assign(new Error('This is not the correct coordinator'), { name: 'KafkaJSProtocolError', type: 'NOT_COORDINATOR', retriable: true });
+        throw Object.assign(new Error(failType), { name: 'KafkaJSProtocolError', type: failType, retriable: true });
       }
       return name === 'initProducerId' ? { producerId: 7, producerEpoch: 0 } : {};
     };
@@ -61,7 +62,10 @@ function fakeCluster() {
     cluster,
     lookups,
     requests,
-    failOnce: (name: string) => (failNext = name),
+    failOnce: (name: string, type = 'NOT_COORDINATOR') => {
+      failNext = name;
+      failType = type;
+    },
     moveCoordinators: (to: number) => (node = to),
     dropConnections: () => brokers.forEach((b) => (b.connected = false)),
   };
@@ -116,6 +120,17 @@ describe('coordinators remembered per transactional producer (kafkajs eosManager
     await expect(first.endTxn()).rejects.toMatchObject({ type: 'NOT_COORDINATOR' });
     expect(await view.findGroupCoordinator(lookup)).not.toBe(first);
     expect(f.lookups).toHaveLength(2);
+  });
+
+  it('keeps the coordinator that answered CONCURRENT_TRANSACTIONS (it is the right one, busy with the last markers)', async () => {
+    const f = fakeCluster();
+    const view = cachingCoordinators(f.cluster);
+    const lookup = { groupId: 'scorer-0', coordinatorType: COORDINATOR_TYPES.TRANSACTION };
+    const first = (await view.findGroupCoordinator(lookup)) as unknown as { addPartitionsToTxn(): Promise<unknown> };
+    f.failOnce('addPartitionsToTxn', 'CONCURRENT_TRANSACTIONS');
+    await expect(first.addPartitionsToTxn()).rejects.toMatchObject({ type: 'CONCURRENT_TRANSACTIONS' });
+    expect(await view.findGroupCoordinator(lookup)).toBe(first);
+    expect(f.lookups).toHaveLength(1);
   });
 
   it('looks the coordinators up again once their connections are gone', async () => {

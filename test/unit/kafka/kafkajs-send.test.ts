@@ -115,6 +115,28 @@ describe('sendMessages (kafkajs send retry replaced)', () => {
     expect(byPartition(sent).slice(0, 2)).toEqual([[], []]);
   });
 
+  it('asks again within milliseconds while AddPartitionsToTxn meets CONCURRENT_TRANSACTIONS, without a retry of the whole send', async () => {
+    const { sent, options, send } = fakeCluster({ node2DelayMs: 0, moveOnFailure: false });
+    let refused = 0;
+    let added = 0;
+    options.eosManager.addPartitionsToTransaction = async () => {
+      // The previous transaction's markers are still being written: the first 3 asks are refused.
+      if (refused < 3) {
+        refused += 1;
+        throw Object.assign(new Error('CONCURRENT_TRANSACTIONS'), { name: 'KafkaJSProtocolError', type: 'CONCURRENT_TRANSACTIONS', retriable: true });
+      }
+      added += 1;
+    };
+    let refreshed = 0;
+    options.cluster.refreshMetadata = async () => void (refreshed += 1);
+    await createSendMessages(options)(send);
+    expect(refused).toBe(3);
+    expect(added).toBe(3); // node 1, node 2, and node 1 again after the fake's connection failure
+    expect(byPartition(sent)).toEqual([['node 1 seq 0+6'], ['node 1 seq 0+6'], ['node 2 seq 0+6'], ['node 2 seq 0+6']]);
+    // One whole-send retry (the connection failure); kafkajs's retrier would have made one per refusal too.
+    expect(refreshed).toBe(1);
+  });
+
   it('is installed in place of kafkajs\'s', () => {
     expect(require('kafkajs/src/producer/sendMessages.js')).toBe(createSendMessages);
   });
