@@ -12,10 +12,11 @@
  * one up again when its connection is gone or any request to it failed (NOT_COORDINATOR,
  * COORDINATOR_NOT_AVAILABLE, a broker lost, anything else: a failure costs one lookup more, never
  * a stale coordinator). The one exception is CONCURRENT_TRANSACTIONS: only the right coordinator
- * says it (it is still writing the previous transaction's markers), and the send asks again within
- * milliseconds (kafkajs-send.ts), so a lookup there would add a round trip to every poll. The cache lives in the transaction manager, so it goes away with its
- * producer, which the scorer drops after any failed transaction (src/stages/produce.ts). The
- * consumer's coordinator handling is kafkajs's own: only the producers' eosManager is wrapped.
+ * says it (it is still writing the previous transaction's markers), and the send asks again
+ * within milliseconds (kafkajs-send.ts), so a lookup there would add a round trip to every ask.
+ * The cache lives in the transaction manager, so it goes away with its producer, which the scorer
+ * drops after any failed transaction (src/stages/produce.ts). The consumer's coordinator handling
+ * is kafkajs's own: only the producers' eosManager is wrapped.
  */
 import { kafkajsModule, replaceKafkajsModule } from './kafkajs-patch.js';
 

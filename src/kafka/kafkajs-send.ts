@@ -86,10 +86,11 @@ const key = (topic: string, partition: number | string) => `${topic}|${partition
  * once the commit is logged, and the coordinator refuses changes until the markers are written
  * too, a few milliseconds on a healthy broker. kafkajs retried the whole send after the producer's
  * retry time (PRODUCER_RETRY, 20 ms and doubling) and a metadata refresh, so every back-to-back
- * transaction waited about 25 ms, more than the rest of it (measured on one broker: the send step's p50 28.7 ms back to
- * back, 4.4 ms with 30 ms between transactions). Asked again here after about 1, 2, 4, 8, then
- * 16 ms (the one retry helper's jittered backoff), for up to ~250 ms; after that the error goes to
- * kafkajs's retry as before.
+ * transaction waited about 25 ms, more than the rest of it (one broker, `npm run
+ * bench:transactions`: p50 28–32 ms back to back, 6.6 ms with 30 ms between transactions; now
+ * 6–7 ms back to back). Asked again here after about 1, 2, 4, 8, then 16 ms (the one retry
+ * helper's jittered backoff), for up to ~250 ms; after that the error goes to kafkajs's retry as
+ * before.
  */
 const addPartitions = (eosManager: SendEosManager, topicData: TopicData[]): Promise<void> =>
   retry(() => eosManager.addPartitionsToTransaction(topicData), {
