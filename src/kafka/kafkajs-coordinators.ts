@@ -18,6 +18,7 @@
  * drops after any failed transaction (src/stages/produce.ts). The consumer's coordinator handling
  * is kafkajs's own: only the producers' eosManager is wrapped.
  */
+import { kafkaErrorType } from './access.js';
 import { kafkajsModule, replaceKafkajsModule } from './kafkajs-patch.js';
 
 /* The kafkajs internals this module touches, typed as far as it uses them. */
@@ -73,7 +74,7 @@ function forgetOnFailure(broker: CoordinatorBroker, forget: () => void): Coordin
         const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
         if (result instanceof Promise) {
           return result.catch((err: unknown) => {
-            if (!COORDINATOR_ANSWERS.has((err as { type?: unknown } | null)?.type as string)) forget();
+            if (!COORDINATOR_ANSWERS.has(kafkaErrorType(err) ?? '')) forget();
             throw err;
           });
         }

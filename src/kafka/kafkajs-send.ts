@@ -31,6 +31,7 @@
  * milliseconds (`addPartitions` below), not after the producer's retry time.
  */
 import { retry } from '../retry.js';
+import { kafkaErrorType } from './access.js';
 import { kafkajsModule, replaceKafkajsModule } from './kafkajs-patch.js';
 
 /* The kafkajs internals this module calls, typed as far as it uses them. */
@@ -97,7 +98,7 @@ const addPartitions = (eosManager: SendEosManager, topicData: TopicData[]): Prom
     attempts: 20,
     initialDelayMs: 1,
     maxDelayMs: 16,
-    shouldRetry: (err) => (err as SendError).type === 'CONCURRENT_TRANSACTIONS',
+    shouldRetry: (err) => kafkaErrorType(err) === 'CONCURRENT_TRANSACTIONS',
   });
 
 /** Same signature as kafkajs's module: `createSendMessages(options)(sendArgs)`. */

@@ -84,10 +84,11 @@ export type TransactionStep = 'begin' | 'send' | 'offsets' | 'commit';
  * Fills and commits one transaction: the records (AddPartitionsToTxn, Produce), then the input
  * offsets (AddOffsetsToTxn, TxnOffsetCommit), then the commit (EndTxn); `at.step` names the step
  * that failed. Returns the seconds from the first request to the commit's answer. One after the
- * other, not side by side as the Java producer sends them: sent together, AddOffsetsToTxn meets
- * CONCURRENT_TRANSACTIONS while the previous transaction's markers are still being written
- * (kafkajs retries that for AddPartitionsToTxn, not here), and back-to-back transactions of one
- * producer (a backfill's small fetches) failed and were redone (bench/README.md phase G).
+ * other, not side by side as the Java producer sends them: sent together with the records,
+ * AddOffsetsToTxn met CONCURRENT_TRANSACTIONS while the previous transaction's markers were still
+ * being written, and back-to-back transactions failed and were redone (bench/README.md phase G);
+ * sent once AddPartitionsToTxn had answered, beside the Produce, it gained nothing on one broker,
+ * which handles one request per connection at a time (phase H).
  */
 export async function fillAndCommit(tx: Transaction, outputs: ChunkCommit['outputs'], offsets: Parameters<Transaction['sendOffsets']>[0], at: { step: TransactionStep }): Promise<number> {
   const began = performance.now();
