@@ -7,6 +7,7 @@
  *   npm run bench [-- --quick] [--models churn,mlp] [--churn-events 200000] [--mlp-events 60000]
  *                 [--latency-seconds 20] [--set churn:INFER_MODE=worker ...] [--profile] [--keep-topics]
  *                 [--latency-rate <events/s>] [--scorer-root <checkout with a built dist/>] [--fresh-live-events]
+ *                 [--node-args "<node flags for the scorer>"]
  *                 [--rollout [--rollout-rate 5000] [--rollout-seconds 30] [--shadow-events 100000]]
  *
  * Starts the local stack if it is not running (stackUp is a no-op otherwise), builds dist/ and
@@ -15,7 +16,9 @@
  * `--rollout` adds the rollout phase (bench/lib/rollout.ts): a swap and a rollback on a live
  * stream (p99 during the change vs steady, time to take traffic) and a 100 % shadow's cost.
  * `--profile` runs the scorer under `node --cpu-prof` and prints a self-time summary (profiling
- * slows the scorer: use its numbers for where time goes, not for throughput).
+ * slows the scorer: use its numbers for where time goes, not for throughput). `--node-args` puts
+ * flags on the scorer's node command line, e.g. V8 flags that NODE_OPTIONS refuses
+ * (`--node-args "--single-threaded-gc"`).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -61,6 +64,7 @@ const { values } = parseArgs({
     'latency-rate': { type: 'string' },
     'scorer-root': { type: 'string' },
     'fresh-live-events': { type: 'boolean', default: false },
+    'node-args': { type: 'string', default: '' },
     set: { type: 'string', multiple: true, default: [] },
     profile: { type: 'boolean', default: false },
     'keep-topics': { type: 'boolean', default: false },
@@ -141,6 +145,7 @@ for (const model of models as ModelKind[]) {
       scorerRoot,
       latencyRate,
       freshLiveEvents: values['fresh-live-events'],
+      nodeArgs: values['node-args'].split(' ').filter((a) => a !== ''),
       stackDir: stackDir(),
       resultsDir,
       runId,

@@ -60,6 +60,7 @@ export function formatReport(r: Report): string {
     const l = s.latency;
     if (l !== undefined) {
       out.push(`- live: ${n(l.produced)} events at ${n(l.achievedProduceRate)}/s (target ${n(l.targetRate)}), ${n(l.received)} seen; event->visible p50/p95/p99/max ${ms(l.visibleMinusEventMs.p50)}/${ms(l.visibleMinusEventMs.p95)}/${ms(l.visibleMinusEventMs.p99)}/${ms(l.visibleMinusEventMs.max)} ms; of which event->scored_time p50/p99 ${ms(l.scoredMinusEventMs.p50)}/${ms(l.scoredMinusEventMs.p99)}, scored_time->visible p50/p99 ${ms(l.visibleMinusScoredMs.p50)}/${ms(l.visibleMinusScoredMs.p99)}`);
+      out.push(`- live event->visible p99 by second: ${l.visibleMinusEventP99BySecondMs.map((v) => (v === null ? '-' : String(v))).join(' ')} ms`);
       out.push(`- live batch sizes: ${JSON.stringify(l.metrics.batchSizeRows.shares)}; inference ms/batch mean ${l.metrics.inferenceMs.mean}, fill wait p95 ${l.metrics.batchFillWaitMs.p95} ms; ${l.metrics.transactions} transactions${txMs(l.metrics.transactionMs)}; CPU cores: machine ${l.cpu.machineBusyCores}/${l.cpu.machineCores} busy; scorer ${l.cpu.scorerCores} (main thread ${l.cpu.scorerMainThreadCores}); broker ${l.cpu.brokerCores}; bench (load generator + reader) ${l.cpu.benchCores}; other processes ${l.cpu.otherCores}; stolen by the hypervisor ${l.cpu.stealCores}`);
     }
     if (s.rss !== undefined) out.push(`- RSS: steady (live phase median) ${s.rss.steadyMedianMb} MB, max ${s.rss.steadyMaxMb} MB; peak (VmHWM) ${s.rss.peakHwmMb} MB; backlog max sampled ${t?.maxRssMb ?? '-'} MB`);

@@ -13,7 +13,7 @@ import { spawnModule } from '../../src/threads/spawn.js';
 import type { ModelKind } from '../../scripts/lib/feature-events.js';
 import { loadModel } from '../../src/model/manifest.js';
 import { type ProfileSummary, formatProfile, summarizeProfile } from './cpuprofile.js';
-import { LatencyReader, ScoredDecoder, committedTotal, percentile, readAll } from './output.js';
+import { type LatencyRecord, LatencyReader, ScoredDecoder, committedTotal, percentile, readAll } from './output.js';
 import { type Histogram, type Scrape, diff, histogram, quantile, shares, total } from './prom.js';
 import { type RawPoint, rawThroughput } from './raw.js';
 import { ScorerProcess } from './scorer-process.js';
@@ -27,6 +27,8 @@ export interface ScenarioOptions {
   latencyRate?: number;
   /** Build and encode every live event (the generator's cost before 2026-12-03) instead of recycling LIVE_RECYCLED_EVENTS. */
   freshLiveEvents?: boolean;
+  /** Flags on the scorer's node command line (`--node-args`). */
+  nodeArgs?: string[];
   stackDir: string;
   resultsDir: string;
   runId: string;
@@ -87,6 +89,19 @@ function latencyStats(values: number[]) {
   return { count: s.length, p50: p(0.5), p95: p(0.95), p99: p(0.99), max: s.at(-1) ?? null, mean: s.length > 0 ? r0(s.reduce((a, x) => a + x, 0) / s.length) : null };
 }
 
+/**
+ * The p99 of event -> visible per second of the live phase (by event time from `since`; null for
+ * a second without records): whether the tail is a warm-up, a few episodes, or everywhere.
+ */
+function p99BySecond(recs: readonly LatencyRecord[], since: number): (number | null)[] {
+  const bins: number[][] = [];
+  for (const r of recs) {
+    const second = Math.floor((r.eventTime - since) / 1000);
+    (bins[second] ??= []).push(r.visibleAt - r.eventTime);
+  }
+  return Array.from(bins, (b) => (b === undefined ? null : (percentile(b.sort((x, y) => x - y), 0.99) ?? null)));
+}
+
 type PhaseMetrics = ReturnType<typeof phaseMetrics>;
 type LatencyStats = ReturnType<typeof latencyStats>;
 
@@ -122,6 +137,8 @@ export interface ScenarioResult {
     visibleMinusEventMs: LatencyStats;
     scoredMinusEventMs: LatencyStats;
     visibleMinusScoredMs: LatencyStats;
+    /** p99 of visibleMinusEventMs per second of the live phase (p99BySecond). */
+    visibleMinusEventP99BySecondMs: (number | null)[];
     cpu: CpuBreakdown;
     metrics: PhaseMetrics;
   };
@@ -170,7 +187,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     ...env,
   };
   // Not NODE_OPTIONS: node refuses --cpu-prof there. Worker threads inherit execArgv, so they are profiled too.
-  const nodeArgs = o.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const nodeArgs = [...(o.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(o.nodeArgs ?? [])];
   const logFile = join(o.resultsDir, `${o.runId}-${kind}-scorer.log`);
   say(`${kind}: starting the scorer (${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}), log ${logFile}`);
   const spawnedAt = performance.now();
@@ -259,6 +276,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       visibleMinusEventMs: latencyStats(recs.map((r) => r.visibleAt - r.eventTime)),
       scoredMinusEventMs: latencyStats(recs.map((r) => r.scoredTime - r.eventTime)),
       visibleMinusScoredMs: latencyStats(recs.map((r) => r.visibleAt - r.scoredTime)),
+      visibleMinusEventP99BySecondMs: p99BySecond(recs, since),
       cpu: cpuBreakdown(cpuC, cpuD, scorer.pid),
       metrics: phaseMetrics(afterLive, afterBacklog),
     };
