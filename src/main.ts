@@ -25,7 +25,7 @@ export const EXIT = { ok: 0, crash: 1, config: 2 } as const;
  * given on the command line wins.
  */
 function applyGcSettings(percent: number, logger: Logger): void {
-  if (process.execArgv.some((a) => a.startsWith('--heap-growing-percent'))) {
+  if (onCommandLine('heap-growing-percent')) {
     logger.info({ execArgv: process.execArgv }, 'HEAP_GROWING_PERCENT not applied: --heap-growing-percent is on the node command line');
   } else if (percent > 0) {
     v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
@@ -36,8 +36,11 @@ function applyGcSettings(percent: number, logger: Logger): void {
   // and is marked and compacted twice as often (bench/README.md, phase I: 57 -> 28 mark-compacts
   // in a run, the scorer's CPU on the live stream -12 %, the backlog's rate and peak RSS
   // unchanged). `--allocation-site-pretenuring` on the command line wins.
-  if (!process.execArgv.some((a) => a.endsWith('allocation-site-pretenuring'))) v8.setFlagsFromString('--no-allocation-site-pretenuring');
+  if (!onCommandLine('allocation-site-pretenuring')) v8.setFlagsFromString('--no-allocation-site-pretenuring');
 }
+
+/** True when the V8 flag `name` is on the node command line, either way (`--name`, `--no-name`, `--name=value`). */
+const onCommandLine = (name: string): boolean => process.execArgv.some((a) => a.replace(/^--(no-)?/, '').split('=')[0] === name);
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let config: Config;
