@@ -7,7 +7,7 @@
  *   npm run bench [-- --quick] [--models churn,mlp] [--churn-events 200000] [--mlp-events 60000]
  *                 [--latency-seconds 20] [--set churn:INFER_MODE=worker ...] [--profile] [--keep-topics]
  *                 [--latency-rate <events/s>] [--scorer-root <checkout with a built dist/>] [--fresh-live-events]
- *                 [--node-args "<node flags for the scorer>"]
+ *                 [--node-args "<node flags for the scorer>"] [--event-time schedule|send]
  *                 [--rollout [--rollout-rate 5000] [--rollout-seconds 30] [--shadow-events 100000]]
  *
  * Starts the local stack if it is not running (stackUp is a no-op otherwise), builds dist/ and
@@ -65,6 +65,7 @@ const { values } = parseArgs({
     'scorer-root': { type: 'string' },
     'fresh-live-events': { type: 'boolean', default: false },
     'node-args': { type: 'string', default: '' },
+    'event-time': { type: 'string', default: 'schedule' },
     set: { type: 'string', multiple: true, default: [] },
     profile: { type: 'boolean', default: false },
     'keep-topics': { type: 'boolean', default: false },
@@ -96,6 +97,14 @@ const rawSeconds = num('raw-seconds', values['raw-seconds'], quick ? 0.5 : 1.5, 
 const latencyRate = values['latency-rate'] === undefined ? undefined : num('latency-rate', values['latency-rate'], 0);
 // Another checkout (e.g. a patched copy of src/ built into its dist/) to run as the scorer, for A/B tests.
 const scorerRoot = values['scorer-root'] === undefined ? ROOT : resolve(values['scorer-root']);
+// event_time of a live event: 'schedule' = when the rate schedule wanted its send (a generator
+// that falls behind counts its lateness: no coordinated omission), 'send' = the clock at the send
+// (the method before phase J).
+const eventTime = values['event-time'];
+if (eventTime !== 'schedule' && eventTime !== 'send') {
+  console.error(`bench: --event-time: expected schedule or send, got '${eventTime}'`);
+  process.exit(2);
+}
 const models = values.models.split(',').map((m) => m.trim());
 for (const m of models) {
   if (m !== 'churn' && m !== 'mlp') {
@@ -146,6 +155,7 @@ for (const model of models as ModelKind[]) {
       latencyRate,
       freshLiveEvents: values['fresh-live-events'],
       nodeArgs: values['node-args'].split(' ').filter((a) => a !== ''),
+      eventTime,
       stackDir: stackDir(),
       resultsDir,
       runId,
@@ -192,7 +202,7 @@ const report = {
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-  options: { quick, events, latencySeconds, latencyRate: latencyRate ?? 'half the backlog throughput', rawSeconds, profile: values.profile, scorerRoot, liveEvents: values['fresh-live-events'] ? 'fresh' : 'recycled' },
+  options: { quick, events, latencySeconds, latencyRate: latencyRate ?? 'half the backlog throughput', rawSeconds, profile: values.profile, scorerRoot, liveEvents: values['fresh-live-events'] ? 'fresh' : 'recycled', eventTime },
   machine: { ...machine, loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100) },
   results,
   ...(rollout !== undefined && { rollout }),

@@ -5,6 +5,8 @@
  *   npm run produce -- --count 100000 --rate 20000 --poison 0.01 [--model churn|mlp] [--topic features]
  *                      [--recycle 16384]  (that many events built once and sent again, event_time
  *                                          stamped at each send: a cheaper generator, keys repeat)
+ *                      [--event-time send|schedule]  (event_time = the clock at the send, or the
+ *                                          send's time on the rate schedule: lateness counts)
  *
  * Brokers and registry come from KAFKA_BROKERS / SCHEMA_REGISTRY_URL, else from .stack/env.
  * --rate 0 means as fast as possible. Creates the topic (TOPIC_PARTITIONS, default 6) if missing.
@@ -42,6 +44,13 @@ export interface ProduceOptions {
    * the Kafka client's only. Keys and event ids repeat every `recycle` events. Needs poison 0.
    */
   recycle?: number;
+  /**
+   * event_time of each event: `send` (default) = the clock when its send is built; `schedule` =
+   * when the rate schedule wanted its send (start + events before it / rate), so a generator that
+   * falls behind — preempted, or waiting on the broker — counts its lateness in the event's
+   * latency instead of leaving it out (coordinated omission). Needs rate > 0.
+   */
+  eventTime?: 'send' | 'schedule';
   /** TLS/SASL/registry-auth settings by the scorer's names (a STACK_SECURITY=sasl_ssl stack's `.stack/env`). */
   security?: Record<string, string>;
 }
@@ -63,6 +72,7 @@ function kafkaError(brokers: string, err: unknown): unknown {
 }
 
 export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> {
+  if (o.eventTime === 'schedule' && !(o.rate > 0)) throw new Error(`produce: event_time by schedule needs a rate above 0, got ${o.rate}`);
   // The registry first: a refused schema leaves no topic behind.
   const registry = new RegistryRest(registryEndpoint(o.registryUrl, o.security ?? {}));
   const factory = await EventFactory.create(registry, o.topic, { model: o.model, seed: o.seed ?? Date.now() % 100000, variants: o.poison > 0 });
@@ -89,19 +99,21 @@ export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> 
   if (o.recycle !== undefined && (poisonEvery > 0 || o.recycle < batchSize)) throw new Error(`produce: recycle needs poison 0 and at least one send's events (${batchSize}), got recycle ${o.recycle}, poison ${o.poison}`);
   const recycled = o.recycle === undefined ? undefined : factory.recycled(o.recycle);
   const started = Date.now();
+  const due = (sent: number): number => started + (sent / o.rate) * 1000;
   try {
     while (summary.sent < o.count) {
       const messages: OutMessage[] = [];
       const n = Math.min(batchSize, o.count - summary.sent);
+      const eventTime = o.eventTime === 'schedule' ? Math.floor(due(summary.sent)) : undefined;
       for (let j = 0; j < n; j++) {
         const i = summary.sent + j;
         if (poisonEvery > 0 && i % poisonEvery === poisonEvery - 1) {
           const kind = kinds[summary.poison % kinds.length] as (typeof kinds)[number];
           summary.poison += 1;
           summary.poisonByKind[kind] = (summary.poisonByKind[kind] ?? 0) + 1;
-          messages.push(factory.poison(kind, i));
+          messages.push(factory.poison(kind, i, eventTime));
         } else {
-          messages.push(recycled === undefined ? factory.good(i) : recycled.next(Date.now()));
+          messages.push(recycled === undefined ? factory.good(i, eventTime) : recycled.next(eventTime ?? Date.now()));
         }
       }
       await producer.send({ topic: o.topic, messages, compression: CompressionTypes.None }).catch((err: unknown) => {
@@ -109,11 +121,8 @@ export async function produceEvents(o: ProduceOptions): Promise<ProduceSummary> 
       });
       summary.sent += n;
       o.onProgress?.(summary.sent);
-      if (o.rate > 0) {
-        const due = started + (summary.sent / o.rate) * 1000;
-        const wait = due - Date.now();
-        if (wait > 0) await sleep(wait);
-      }
+      // Until the next send is due by the wall clock: a timer can fire a little early (libuv's cached loop time).
+      if (o.rate > 0) for (let wait = due(summary.sent) - Date.now(); wait > 0; wait = due(summary.sent) - Date.now()) await sleep(wait);
     }
   } finally {
     await producer.disconnect();
@@ -132,6 +141,7 @@ async function cli(): Promise<void> {
       topic: { type: 'string' },
       partitions: { type: 'string', default: process.env.TOPIC_PARTITIONS ?? '6' },
       recycle: { type: 'string' },
+      'event-time': { type: 'string', default: 'send' },
     },
   });
   const num = (name: string, raw: string, min: number, max: number): number => {
@@ -156,6 +166,16 @@ async function cli(): Promise<void> {
     console.error('produce: --recycle sends reference events only: it needs --poison 0');
     process.exit(2);
   }
+  const eventTime = values['event-time'];
+  if (eventTime !== 'send' && eventTime !== 'schedule') {
+    console.error(`produce: --event-time: expected send or schedule, got '${eventTime}'`);
+    process.exit(2);
+  }
+  const rate = num('rate', values.rate, 0, 1e7);
+  if (eventTime === 'schedule' && rate === 0) {
+    console.error("produce: --event-time schedule stamps each send with its time on the rate schedule: it needs --rate above 0");
+    process.exit(2);
+  }
   let progressed = false;
   const summary = await produceEvents({
     brokers: env.KAFKA_BROKERS,
@@ -163,8 +183,9 @@ async function cli(): Promise<void> {
     security: env.security,
     topic,
     count,
-    rate: num('rate', values.rate, 0, 1e7),
+    rate,
     poison,
+    eventTime,
     model,
     partitions: num('partitions', values.partitions, 1, 10000),
     ...(recycle !== undefined && { recycle }),

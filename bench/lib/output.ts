@@ -82,8 +82,73 @@ export interface LatencyRecord {
   visibleAt: number;
 }
 
+/**
+ * The live records a LatencyReader saw, kept in columns of typed arrays until the phase ends: a
+ * million records a run as objects filled the bench's old generation, and marking it took V8's
+ * helper threads a tenth of a core beside the scorer being measured (bench/README.md, phase J).
+ */
+export class LatencyLog {
+  #length = 0;
+  #partition = new Int32Array(1024);
+  #offset = new Float64Array(1024);
+  #eventTime = new Float64Array(1024);
+  #scoredTime = new Float64Array(1024);
+  #visibleAt = new Float64Array(1024);
+  #version = new Uint16Array(1024);
+  readonly #versions: string[] = [];
+  readonly #versionIndex = new Map<string, number>();
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(r: LatencyRecord): void {
+    if (this.#length === this.#partition.length) this.#grow();
+    const i = this.#length++;
+    let v = this.#versionIndex.get(r.version);
+    if (v === undefined) {
+      if (this.#versions.length > 0xffff) throw new Error(`latency log: more than ${0xffff + 1} model versions in one phase`);
+      v = this.#versions.push(r.version) - 1;
+      this.#versionIndex.set(r.version, v);
+    }
+    this.#partition[i] = r.partition;
+    this.#offset[i] = r.offset;
+    this.#eventTime[i] = r.eventTime;
+    this.#scoredTime[i] = r.scoredTime;
+    this.#visibleAt[i] = r.visibleAt;
+    this.#version[i] = v;
+  }
+
+  /** The records as objects, for the numbers computed once the phase is over. */
+  records(): LatencyRecord[] {
+    return Array.from({ length: this.#length }, (_, i) => ({
+      partition: this.#partition[i] as number,
+      offset: this.#offset[i] as number,
+      version: this.#versions[this.#version[i] as number] as string,
+      eventTime: this.#eventTime[i] as number,
+      scoredTime: this.#scoredTime[i] as number,
+      visibleAt: this.#visibleAt[i] as number,
+    }));
+  }
+
+  #grow(): void {
+    const n = this.#partition.length * 2;
+    const grown = <T extends Int32Array | Float64Array | Uint16Array>(a: T, make: new (n: number) => T): T => {
+      const b = new make(n);
+      b.set(a);
+      return b;
+    };
+    this.#partition = grown(this.#partition, Int32Array);
+    this.#offset = grown(this.#offset, Float64Array);
+    this.#eventTime = grown(this.#eventTime, Float64Array);
+    this.#scoredTime = grown(this.#scoredTime, Float64Array);
+    this.#visibleAt = grown(this.#visibleAt, Float64Array);
+    this.#version = grown(this.#version, Uint16Array);
+  }
+}
+
 export class LatencyReader {
-  readonly records: LatencyRecord[] = [];
+  readonly log = new LatencyLog();
   readonly #consumer: Consumer;
   readonly #decoder: ScoredDecoder;
   readonly #topic: string;
@@ -112,7 +177,7 @@ export class LatencyReader {
         for (const m of batch.messages) {
           if (m.value === null) continue;
           const v = this.#decoder.decode(m.value);
-          if (v.eventTime >= since) this.records.push({ partition: v.partition, offset: v.offset, version: v.version, eventTime: v.eventTime, scoredTime: v.scoredTime, visibleAt });
+          if (v.eventTime >= since) this.log.push({ partition: v.partition, offset: v.offset, version: v.version, eventTime: v.eventTime, scoredTime: v.scoredTime, visibleAt });
         }
       },
     });

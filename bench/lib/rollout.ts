@@ -171,7 +171,7 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutResult> {
     const live = await produceEvents({ brokers: o.brokers, registryUrl: o.registryUrl, topic: t.input, count, rate: o.rate, poison: 0, model: 'churn', partitions: 6, seed: 11 });
     await changes;
     const deadline = performance.now() + 30_000;
-    while (reader.records.length < live.sent && performance.now() < deadline) await sleep(50);
+    while (reader.log.length < live.sent && performance.now() < deadline) await sleep(50);
     await reader.stop();
     sampling = false;
     await sampler;
@@ -179,7 +179,7 @@ export async function runRollout(o: RolloutOptions): Promise<RolloutResult> {
     const swapAtPerf = performance.now() - (Date.now() - swapAt);
     const rssMb = { beforeSwap: mbOf(p.rss.filter((x) => x.at < swapAtPerf).map((x) => x.rss)), max: mbOf(p.rss.map((x) => x.rss)), atEnd: mbOf(p.rss.slice(-1).map((x) => x.rss)) };
     await p.stop();
-    const recs = reader.records;
+    const recs = reader.log.records();
     const lat = (from: number, to: number) => latency(recs.filter((r) => r.eventTime >= from && r.eventTime < to).map((r) => r.visibleAt - r.eventTime));
     const scoredBy = (v: string, after: number) => recs.filter((r) => r.version === v && r.scoredTime >= after).map((r) => r.scoredTime - after);
     const first = (xs: number[]) => (xs.length === 0 ? null : Math.min(...xs));

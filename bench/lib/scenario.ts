@@ -27,6 +27,8 @@ export interface ScenarioOptions {
   latencyRate?: number;
   /** Build and encode every live event (the generator's cost before 2026-12-03) instead of recycling LIVE_RECYCLED_EVENTS. */
   freshLiveEvents?: boolean;
+  /** event_time of a live event: the rate schedule's time for its send, or the clock at the send (`--event-time`; scripts/produce.ts). */
+  eventTime: 'schedule' | 'send';
   /** Flags on the scorer's node command line (`--node-args`). */
   nodeArgs?: string[];
   stackDir: string;
@@ -130,6 +132,7 @@ export interface ScenarioResult {
   };
   latency?: {
     method: string;
+    eventTime: 'schedule' | 'send';
     targetRate: number;
     achievedProduceRate: number;
     produced: number;
@@ -257,18 +260,19 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const cpuC = cpuSnapshot(scorer.pid, o.stackDir);
     const liveStartAt = performance.now();
     since = Date.now();
-    const live = await produceInWorker({ brokers: o.brokers, registryUrl: o.registryUrl, topic: topics.input, count, rate, poison: 0, model: kind, partitions: 6, seed: 7, ...(o.freshLiveEvents !== true && { recycle: LIVE_RECYCLED_EVENTS }) });
+    const live = await produceInWorker({ brokers: o.brokers, registryUrl: o.registryUrl, topic: topics.input, count, rate, poison: 0, model: kind, partitions: 6, seed: 7, eventTime: o.eventTime, ...(o.freshLiveEvents !== true && { recycle: LIVE_RECYCLED_EVENTS }) });
     const liveProducedAt = performance.now();
     const cpuD = cpuSnapshot(scorer.pid, o.stackDir);
     const drainDeadline = performance.now() + 30_000;
-    while (reader.records.length < count && performance.now() < drainDeadline) await sleep(50);
+    while (reader.log.length < count && performance.now() < drainDeadline) await sleep(50);
     await reader.stop();
     const afterLive = await scorer.metrics();
     const peakRss = scorer.peakRss() ?? 0;
     const steadyRss = scorer.rss.filter((s) => s.at >= liveStartAt && s.at <= liveProducedAt).map((s) => s.rss).sort((a, b) => a - b);
-    const recs = reader.records;
+    const recs = reader.log.records();
     result.latency = {
-      method: 'a read_committed consumer of the output topic (maxWaitTimeInMs 100): Date.now() when the fetch carrying the record reached it, minus the event_time stamped at produce time',
+      method: `a read_committed consumer of the output topic (maxWaitTimeInMs 100): Date.now() when the fetch carrying the record reached it, minus the event_time stamped ${o.eventTime === 'schedule' ? "with the time the rate schedule gave the record's send (a late generator's lateness counts)" : 'when the send was built'}`,
+      eventTime: o.eventTime,
       targetRate: rate,
       achievedProduceRate: r0(live.sent / live.seconds),
       produced: live.sent,

@@ -251,8 +251,8 @@ export class EventFactory {
     return { key: e.entity_id as string, value: this.encode('evolved', { ...e, features: f, channel: 'app' }) };
   }
 
-  poison(kind: PoisonKind, i: number): OutMessage {
-    const e = this.event(i);
+  poison(kind: PoisonKind, i: number, eventTime?: number): OutMessage {
+    const e = this.event(i, eventTime);
     const key = e.entity_id as string;
     const features = e.features as Record<string, unknown>;
     const good = this.encode('reference', e);

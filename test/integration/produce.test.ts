@@ -97,6 +97,30 @@ describe('npm run produce', () => {
     expect(refused.stderr.trim()).toBe('produce: --recycle sends reference events only: it needs --poison 0');
   });
 
+  it('--event-time schedule: each send stamped with its time on the rate schedule (a late send keeps its due time); refused without a rate', async () => {
+    const topic = randomName('produce-schedule-in');
+    const started = Date.now();
+    // 2,000 events/s in sends of 100 (rate / 20): one send due every 50 ms.
+    const run = await runProduce(['--count', '400', '--rate', '2000', '--event-time', 'schedule', '--topic', topic]);
+    expect(run.code, run.stderr).toBe(0);
+    const type = avro.Type.forSchema(JSON.parse(readFileSync(resolve(ROOT, 'schemas/feature-event.avsc'), 'utf8')) as avro.Schema);
+    const input = await drainTopic(topic);
+    expect(input).toHaveLength(400);
+    const stamps = input.map((m) => ({ eventTime: Number((type.fromBuffer((m.value as Buffer).subarray(5)) as { event_time: Date | number }).event_time), sentAt: Number(m.timestamp) }));
+    const due = [...new Set(stamps.map((s) => s.eventTime))].sort((a, b) => a - b);
+    const first = due[0] as number;
+    expect(first).toBeGreaterThanOrEqual(started);
+    expect(due).toEqual([first, first + 50, first + 100, first + 150]);
+    for (const s of stamps) expect(s.eventTime).toBeLessThanOrEqual(s.sentAt); // never stamped ahead of its send
+
+    const refused = await runProduce(['--count', '10', '--event-time', 'schedule', '--topic', topic]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim()).toBe('produce: --event-time schedule stamps each send with its time on the rate schedule: it needs --rate above 0');
+    const unknown = await runProduce(['--count', '10', '--event-time', 'later', '--topic', topic]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.trim()).toBe("produce: --event-time: expected send or schedule, got 'later'");
+  });
+
   it('a subject that refuses the schema: exit 1, one line naming the subject and its level', async () => {
     const topic = randomName('produce-refused');
     const subject = `${topic}-value`;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
-import { ScoredDecoder } from '../../../bench/lib/output.js';
+import { LatencyLog, ScoredDecoder } from '../../../bench/lib/output.js';
 import { ROOT } from '../../../scripts/lib/feature-events.js';
 
 const schema = JSON.parse(readFileSync(resolve(ROOT, 'schemas/scored-event.avsc'), 'utf8')) as avro.Schema;
@@ -46,5 +46,22 @@ describe('ScoredDecoder', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('LatencyLog', () => {
+  it('gives back every record pushed, in order, past its first growth', () => {
+    const log = new LatencyLog();
+    const pushed = Array.from({ length: 5000 }, (_, i) => ({
+      partition: i % 6,
+      offset: 2 ** 40 + i,
+      version: ['1.0.0', '1.1.0', 'v2-ünïcode'][i % 3] as string,
+      eventTime: 1_796_000_000_000 + i,
+      scoredTime: 1_796_000_000_000 + i * 2,
+      visibleAt: 1_796_000_000_000 + i * 3,
+    }));
+    for (const r of pushed) log.push(r);
+    expect(log.length).toBe(5000);
+    expect(log.records()).toEqual(pushed);
   });
 });
